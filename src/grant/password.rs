@@ -1,0 +1,132 @@
+//! RFC 6749 §4.3: resource owner password credentials, for confidential clients allowed
+//! it. Throttled per user and per IP (RFC 6819 §4.4.3.6); unknown users cost a hash too.
+
+use uuid::Uuid;
+
+use crate::client_auth::AuthenticatedClient;
+use crate::model::Grant;
+use crate::oauth::{GrantType, OAuthError, Params, Password, ScopeSet};
+use crate::secrets;
+use crate::store::ThrottleLimit;
+
+use super::{GrantCtx, IdTokenFor, TokenResponse, audience, user_tokens};
+
+/// The same answer for an unknown user, a wrong password and a disabled account.
+fn bad_credentials() -> OAuthError {
+    OAuthError::invalid_grant("the username or password is incorrect")
+}
+
+/// Throttle keys of one attempt.
+pub fn throttle_keys(username: &str, peer: Option<std::net::IpAddr>) -> (String, String) {
+    let ip = peer
+        .map(|p| p.to_string())
+        .unwrap_or_else(|| "unknown".to_owned());
+    (
+        format!("user:{}", username.to_lowercase()),
+        format!("ip:{ip}"),
+    )
+}
+
+/// Checks a username and password with throttling; the one path every login takes.
+pub async fn verify_login(
+    ctx: &GrantCtx<'_>,
+    username: &str,
+    password: Password,
+) -> Result<crate::model::User, OAuthError> {
+    let app = ctx.app;
+    let cfg = &app.config.login;
+    if password.secret().len() > cfg.max_password_bytes {
+        return Err(OAuthError::invalid_request("password is too long"));
+    }
+    let (user_key, ip_key) = throttle_keys(username, ctx.peer);
+    // A locked attempt is refused before any hashing.
+    if let Some(until) = app
+        .store
+        .login_locked_until(&user_key, &ip_key, ctx.now)
+        .await?
+    {
+        return Err(OAuthError::too_many_attempts((until - ctx.now) as u64));
+    }
+    let user = app.store.user_by_username(username).await?;
+    let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let ok = app
+        .passwords
+        .verify(password, hash)
+        .await
+        .map_err(OAuthError::server_error)?;
+    match user {
+        Some(user) if ok && !user.disabled => {
+            app.store.clear_login_failures(&user_key).await?;
+            Ok(user)
+        }
+        _ => {
+            let limit = |max_failures| ThrottleLimit {
+                max_failures,
+                window_secs: cfg.failure_window_secs,
+                lock_secs: cfg.lock_secs,
+            };
+            app.store
+                .record_login_failure(&user_key, ctx.now, limit(cfg.user_max_failures))
+                .await?;
+            app.store
+                .record_login_failure(&ip_key, ctx.now, limit(cfg.ip_max_failures))
+                .await?;
+            Err(bad_credentials())
+        }
+    }
+}
+
+pub async fn handle(
+    ctx: &GrantCtx<'_>,
+    client: &AuthenticatedClient,
+    p: &Params,
+) -> Result<TokenResponse, OAuthError> {
+    let c = client.client();
+    // RFC 6749 §4.3.2: username and password are required.
+    let username = p.required("username")?;
+    let password = Password::new(p.required("password")?);
+    // RFC 6749 §3.3: scope within the client's.
+    let scope = ScopeSet::grant(p.get("scope"), &c.scopes)?;
+    let aud = audience(ctx, c, p)?;
+    let user = verify_login(ctx, username, password).await?;
+
+    let tokens = &ctx.app.config.tokens;
+    let grant = Grant {
+        id: Uuid::new_v4().to_string(),
+        client_id: c.id.clone(),
+        user_id: user.id,
+        scope: scope.clone(),
+        auth_time: ctx.now,
+        created_at: ctx.now,
+        expires_at: ctx.now
+            + c.refresh_absolute_ttl
+                .unwrap_or(tokens.refresh_absolute_ttl_secs),
+    };
+    // A refresh token whenever the client may refresh (documented in the README).
+    let refresh = if c.grant_types.contains(&GrantType::RefreshToken) {
+        Some(secrets::random_token().map_err(OAuthError::server_error)?)
+    } else {
+        None
+    };
+    let idle = c.refresh_idle_ttl.unwrap_or(tokens.refresh_idle_ttl_secs);
+    let refresh_row = refresh.as_ref().map(|rt| {
+        (
+            secrets::token_hash(rt),
+            (ctx.now + idle).min(grant.expires_at),
+        )
+    });
+    ctx.app
+        .store
+        .create_grant(&grant, refresh_row.as_ref().map(|(h, e)| (h, *e)))
+        .await?;
+
+    let t = IdTokenFor {
+        user: &user,
+        scope: &scope,
+        auth_time: ctx.now,
+        nonce: None,
+        access_token: None,
+        code: None,
+    };
+    user_tokens(ctx, client, t, &grant.id, aud, refresh)
+}

@@ -1,0 +1,75 @@
+//! HTTP: the route table and the only code that knows axum. Paths are constants shared
+//! with discovery, so the two cannot disagree.
+
+pub mod discovery;
+pub mod extract;
+pub mod health;
+pub mod introspect;
+pub mod jwks;
+pub mod log;
+pub mod response;
+pub mod revoke;
+pub mod token;
+pub mod userinfo;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{Response, StatusCode};
+use axum::middleware;
+use axum::response::IntoResponse;
+use axum::routing::{get, post};
+
+use crate::app::AppState;
+use crate::oauth::{ErrorKind, OAuthError};
+
+pub const TOKEN: &str = "/token";
+pub const JWKS: &str = "/jwks";
+pub const USERINFO: &str = "/userinfo";
+pub const REVOKE: &str = "/revoke";
+pub const INTROSPECT: &str = "/introspect";
+pub const OPENID_CONFIGURATION: &str = "/.well-known/openid-configuration";
+pub const OAUTH_METADATA: &str = "/.well-known/oauth-authorization-server";
+pub const HEALTHZ: &str = "/healthz";
+pub const READYZ: &str = "/readyz";
+pub const METRICS: &str = "/metrics";
+
+/// Every route, with the layers that shape errors into the protocol's form.
+pub fn routes(state: Arc<AppState>) -> Router {
+    Router::new()
+        .route(TOKEN, post(token::token))
+        .route(JWKS, get(jwks::jwks))
+        .route(
+            USERINFO,
+            get(userinfo::userinfo_get).post(userinfo::userinfo_post),
+        )
+        .route(REVOKE, post(revoke::revoke))
+        .route(INTROSPECT, post(introspect::introspect))
+        .route(OPENID_CONFIGURATION, get(discovery::openid_configuration))
+        .route(OAUTH_METADATA, get(discovery::oauth_metadata))
+        .route(HEALTHZ, get(health::healthz))
+        .route(READYZ, get(health::readyz))
+        .route(METRICS, get(health::metrics))
+        .fallback(not_found)
+        .layer(middleware::map_response(method_not_allowed_as_json))
+        .with_state(state)
+}
+
+async fn not_found() -> OAuthError {
+    OAuthError::new(ErrorKind::NotFound, "no such endpoint")
+}
+
+/// axum answers a wrong method with an empty 405 (and `Allow`); give it a JSON body.
+async fn method_not_allowed_as_json(res: Response<Body>) -> Response<Body> {
+    if res.status() != StatusCode::METHOD_NOT_ALLOWED {
+        return res;
+    }
+    let allow = res.headers().get(axum::http::header::ALLOW).cloned();
+    let mut json =
+        OAuthError::new(ErrorKind::MethodNotAllowed, "method not allowed").into_response();
+    if let Some(allow) = allow {
+        json.headers_mut().insert(axum::http::header::ALLOW, allow);
+    }
+    json
+}

@@ -1,0 +1,175 @@
+//! Request parameters from `application/x-www-form-urlencoded` bytes (RFC 6749 §3.1, §3.2,
+//! Appendix B): strict UTF-8, no repeated names, an empty value is the same as an absent one.
+
+use std::collections::HashMap;
+
+use percent_encoding::percent_decode;
+
+use super::OAuthError;
+
+/// Parameters that RFC 8707 allows to repeat.
+const REPEATABLE: &[&str] = &["resource"];
+/// More parameters than any legitimate request needs; bounds the work per request.
+const MAX_PARAMS: usize = 256;
+
+/// Parsed request parameters: at most one value per name, except `resource`.
+#[derive(Clone, Debug, Default)]
+pub struct Params {
+    single: HashMap<String, String>,
+    resources: Vec<String>,
+}
+
+impl Params {
+    /// Parses a form body or a query string.
+    pub fn parse(bytes: &[u8]) -> Result<Self, OAuthError> {
+        let mut params = Params::default();
+        let mut count = 0;
+        for pair in bytes.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
+            count += 1;
+            if count > MAX_PARAMS {
+                return Err(OAuthError::invalid_request("too many parameters"));
+            }
+            let (name, value) = match pair.iter().position(|b| *b == b'=') {
+                Some(i) => (&pair[..i], &pair[i + 1..]),
+                None => (pair, &[][..]),
+            };
+            let name = decode(name)?;
+            let value = decode(value)?;
+            params.insert(name, value)?;
+        }
+        Ok(params)
+    }
+
+    fn insert(&mut self, name: String, value: String) -> Result<(), OAuthError> {
+        if REPEATABLE.contains(&name.as_str()) {
+            if !value.is_empty() {
+                self.resources.push(value);
+            }
+            return Ok(());
+        }
+        if self.single.contains_key(&name) {
+            return Err(OAuthError::invalid_request(format!(
+                "parameter {} is repeated",
+                printable(&name)
+            )));
+        }
+        // RFC 6749 §3.1: parameters sent without a value are treated as omitted.
+        if !value.is_empty() {
+            self.single.insert(name, value);
+        } else {
+            // Remember the name so that `x=&x=1` is still a repeat.
+            self.single.insert(name, String::new());
+        }
+        Ok(())
+    }
+
+    /// The value of a parameter, `None` when absent or empty.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.single
+            .get(name)
+            .map(String::as_str)
+            .filter(|v| !v.is_empty())
+    }
+
+    /// The value of a parameter that must be present.
+    pub fn required(&self, name: &'static str) -> Result<&str, OAuthError> {
+        self.get(name)
+            .ok_or_else(|| OAuthError::invalid_request(format!("{name} is required")))
+    }
+
+    /// Whether the parameter was sent with a non-empty value.
+    pub fn has(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// RFC 8707 `resource` values, in order.
+    pub fn resources(&self) -> &[String] {
+        &self.resources
+    }
+
+    /// Adds parameters from another source (e.g. a query string next to a body), refusing
+    /// any name present in both.
+    pub fn merge(&mut self, other: Params) -> Result<(), OAuthError> {
+        for (name, value) in other.single {
+            self.insert(name, value)?;
+        }
+        self.resources.extend(other.resources);
+        Ok(())
+    }
+}
+
+fn decode(raw: &[u8]) -> Result<String, OAuthError> {
+    let plus_as_space: Vec<u8> = raw
+        .iter()
+        .map(|b| if *b == b'+' { b' ' } else { *b })
+        .collect();
+    percent_decode(&plus_as_space)
+        .decode_utf8()
+        .map(|s| s.into_owned())
+        .map_err(|_| OAuthError::invalid_request("parameters must be UTF-8"))
+}
+
+/// A parameter name as it may appear in an error description: printable ASCII only
+/// (RFC 6749 §5.2 restricts error_description to %x20-21 / %x23-5B / %x5D-7E).
+pub fn printable(name: &str) -> String {
+    let clean: String = name
+        .chars()
+        .filter(|c| matches!(*c as u32, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E))
+        .take(40)
+        .collect();
+    if clean.is_empty() {
+        "(unnamed)".to_owned()
+    } else {
+        clean
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_rejects_as_the_rfc_says() {
+        for (body, ok) in [
+            (&b"grant_type=client_credentials&scope=a+b"[..], true),
+            (b"grant_type=a&grant_type=b", false),
+            (b"grant_type=&grant_type=b", false),
+            (b"resource=https%3A%2F%2Fa&resource=https%3A%2F%2Fb", true),
+            (b"x=%FF", false),
+            (b"x=%C3%A9", true),
+            (b"&&a=1&", true),
+        ] {
+            assert_eq!(
+                Params::parse(body).is_ok(),
+                ok,
+                "{}",
+                String::from_utf8_lossy(body)
+            );
+        }
+        let p = Params::parse(b"scope=a+b&empty=&r=%2B").unwrap();
+        assert_eq!(p.get("scope"), Some("a b"));
+        assert_eq!(p.get("empty"), None);
+        assert_eq!(p.get("r"), Some("+"));
+        assert!(p.required("missing").is_err());
+    }
+
+    #[test]
+    fn names_are_case_sensitive() {
+        let p = Params::parse(b"GRANT_TYPE=x").unwrap();
+        assert_eq!(p.get("grant_type"), None);
+    }
+
+    #[test]
+    fn too_many_parameters_is_refused() {
+        let body: Vec<u8> = (0..300)
+            .map(|i| format!("p{i}=1&"))
+            .collect::<String>()
+            .into_bytes();
+        assert!(Params::parse(&body).is_err());
+    }
+
+    #[test]
+    fn printable_strips_control_and_quotes() {
+        assert_eq!(printable("a\"b\\c\r\n"), "abc");
+    }
+}

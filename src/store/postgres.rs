@@ -1,0 +1,30 @@
+//! The production store: PostgreSQL, shared by every replica.
+
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+
+use super::PoolSettings;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/postgres");
+
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+}
+
+impl PgStore {
+    /// Connects lazily: the server starts (and `/readyz` reports) while PostgreSQL is down.
+    pub async fn connect(url: &str, settings: PoolSettings) -> Result<Self, super::StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|e| super::StoreError::Other(format!("bad PostgreSQL URL: {e}")))?
+            .application_name("latchkey");
+        let pool = PgPoolOptions::new()
+            .max_connections(settings.max_connections)
+            .acquire_timeout(settings.acquire_timeout)
+            .connect_lazy_with(options);
+        Ok(Self { pool })
+    }
+}
+
+super::sql::sql_store!(PgStore, sqlx::Postgres, "postgres", MIGRATOR);

@@ -1,0 +1,622 @@
+//! The SQL both backends share. SQLite and PostgreSQL accept the same `$n` placeholders,
+//! `RETURNING` and `ON CONFLICT`, so one body of statements, instantiated per backend by
+//! `sql_store!`, keeps them from drifting apart.
+
+macro_rules! sql_store {
+    ($store:ident, $db:ty, $backend:literal, $migrator:expr) => {
+        use async_trait::async_trait;
+        use sqlx::Row;
+        use uuid::Uuid;
+
+        use crate::clock::UnixTime;
+        use crate::model::{AuthMethod, Client, ClientKind, Grant, Profile, SigningKeyRecord, User};
+        use crate::oauth::{GrantType, KeyAlg, ScopeSet, TokenHash};
+        use crate::store::{
+            join, split, PurgeCutoffs, Purged, RefreshRecord, RotatePolicy, Rotation, Store,
+            StoreError, ThrottleLimit,
+        };
+
+        type DbRow = <$db as sqlx::Database>::Row;
+
+        const CLIENT_COLUMNS: &str = "id, name, kind, secret_hash, auth_method, grant_types, redirect_uris, \
+            post_logout_redirect_uris, scopes, resources, access_token_ttl, refresh_idle_ttl, \
+            refresh_absolute_ttl, first_party, created_at";
+        const USER_COLUMNS: &str = "id, username, password_hash, name, given_name, family_name, \
+            email, email_verified, disabled, created_at, updated_at";
+        const GRANT_COLUMNS: &str =
+            "g.id, g.client_id, g.user_id, g.scope, g.auth_time, g.created_at, g.expires_at";
+
+        fn corrupt(what: &str) -> StoreError {
+            StoreError::Other(format!("stored {what} is malformed"))
+        }
+
+        fn client_row(row: &DbRow) -> Result<Client, StoreError> {
+            let kind = match row.try_get::<String, _>("kind")?.as_str() {
+                "public" => ClientKind::Public,
+                "confidential" => ClientKind::Confidential,
+                _ => return Err(corrupt("client kind")),
+            };
+            let grant_types = split(&row.try_get::<String, _>("grant_types")?)
+                .iter()
+                .map(|g| g.parse::<GrantType>().map_err(|_| corrupt("grant type")))
+                .collect::<Result<Vec<_>, _>>()?;
+            Ok(Client {
+                id: row.try_get("id")?,
+                name: row.try_get("name")?,
+                kind,
+                secret_hash: row.try_get("secret_hash")?,
+                auth_method: match row.try_get::<Option<String>, _>("auth_method")? {
+                    None => None,
+                    Some(m) => Some(AuthMethod::parse(&m).ok_or_else(|| corrupt("auth method"))?),
+                },
+                grant_types,
+                redirect_uris: split(&row.try_get::<String, _>("redirect_uris")?),
+                post_logout_redirect_uris: split(&row.try_get::<String, _>("post_logout_redirect_uris")?),
+                scopes: ScopeSet::parse(&row.try_get::<String, _>("scopes")?)
+                    .map_err(|_| corrupt("scope"))?,
+                resources: split(&row.try_get::<String, _>("resources")?),
+                access_token_ttl: row.try_get("access_token_ttl")?,
+                refresh_idle_ttl: row.try_get("refresh_idle_ttl")?,
+                refresh_absolute_ttl: row.try_get("refresh_absolute_ttl")?,
+                first_party: row.try_get("first_party")?,
+                created_at: row.try_get("created_at")?,
+            })
+        }
+
+        fn user_row(row: &DbRow) -> Result<User, StoreError> {
+            let id: String = row.try_get("id")?;
+            Ok(User {
+                id: Uuid::parse_str(&id).map_err(|_| corrupt("user id"))?,
+                username: row.try_get("username")?,
+                password_hash: row.try_get("password_hash")?,
+                profile: Profile {
+                    name: row.try_get("name")?,
+                    given_name: row.try_get("given_name")?,
+                    family_name: row.try_get("family_name")?,
+                    email: row.try_get("email")?,
+                    email_verified: row.try_get("email_verified")?,
+                },
+                disabled: row.try_get("disabled")?,
+                created_at: row.try_get("created_at")?,
+                updated_at: row.try_get("updated_at")?,
+            })
+        }
+
+        fn key_row(row: &DbRow) -> Result<SigningKeyRecord, StoreError> {
+            let alg: String = row.try_get("alg")?;
+            Ok(SigningKeyRecord {
+                kid: row.try_get("kid")?,
+                alg: KeyAlg::parse(&alg).ok_or_else(|| corrupt("key algorithm"))?,
+                private_der: row.try_get("private_der")?,
+                public_jwk: row.try_get("public_jwk")?,
+                created_at: row.try_get("created_at")?,
+                activates_at: row.try_get("activates_at")?,
+                retired_at: row.try_get("retired_at")?,
+            })
+        }
+
+        fn grant_row(row: &DbRow) -> Result<Grant, StoreError> {
+            let user_id: String = row.try_get("user_id")?;
+            Ok(Grant {
+                id: row.try_get("id")?,
+                client_id: row.try_get("client_id")?,
+                user_id: Uuid::parse_str(&user_id).map_err(|_| corrupt("user id"))?,
+                scope: ScopeSet::parse(&row.try_get::<String, _>("scope")?)
+                    .map_err(|_| corrupt("scope"))?,
+                auth_time: row.try_get("auth_time")?,
+                created_at: row.try_get("created_at")?,
+                expires_at: row.try_get("expires_at")?,
+            })
+        }
+
+        fn refresh_row(row: &DbRow) -> Result<RefreshRecord, StoreError> {
+            Ok(RefreshRecord {
+                grant: grant_row(row)?,
+                scope: ScopeSet::parse(&row.try_get::<String, _>("rt_scope")?)
+                    .map_err(|_| corrupt("scope"))?,
+                issued_at: row.try_get("rt_issued_at")?,
+                expires_at: row.try_get("rt_expires_at")?,
+                used_at: row.try_get("rt_used_at")?,
+            })
+        }
+
+        /// Refresh token joined with its grant, for `refresh_row`.
+        fn refresh_select() -> String {
+            format!(
+                "SELECT {GRANT_COLUMNS}, g.revoked_at AS g_revoked_at, r.scope AS rt_scope, \
+                 r.issued_at AS rt_issued_at, r.expires_at AS rt_expires_at, \
+                 r.used_at AS rt_used_at, r.successor_hash AS rt_successor \
+                 FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.hash = $1"
+            )
+        }
+
+        impl $store {
+            async fn insert_successor(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                successor: &TokenHash,
+                record: &RefreshRecord,
+                policy: RotatePolicy,
+            ) -> Result<(), StoreError> {
+                let expires_at = (policy.now + policy.idle_ttl).min(record.grant.expires_at);
+                sqlx::query(
+                    "INSERT INTO refresh_tokens (hash, grant_id, scope, issued_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hash) DO NOTHING",
+                )
+                .bind(&successor.0)
+                .bind(&record.grant.id)
+                .bind(record.scope.to_string())
+                .bind(policy.now)
+                .bind(expires_at)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+        }
+
+        #[async_trait]
+        impl Store for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn migrate(&self) -> Result<(), StoreError> {
+                $migrator.run(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn setting(&self, name: &str) -> Result<Option<String>, StoreError> {
+                Ok(sqlx::query_scalar("SELECT value FROM settings WHERE name = $1")
+                    .bind(name)
+                    .fetch_optional(&self.pool)
+                    .await?)
+            }
+
+            async fn init_setting(&self, name: &str, value: &str) -> Result<String, StoreError> {
+                sqlx::query(
+                    "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
+                )
+                .bind(name)
+                .bind(value)
+                .execute(&self.pool)
+                .await?;
+                self.setting(name).await?.ok_or_else(|| corrupt("setting"))
+            }
+
+            async fn insert_client(&self, c: &Client) -> Result<(), StoreError> {
+                let grants: Vec<String> = c.grant_types.iter().map(|g| g.as_str().to_owned()).collect();
+                sqlx::query(&format!(
+                    "INSERT INTO clients ({CLIENT_COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+                ))
+                .bind(&c.id)
+                .bind(&c.name)
+                .bind(c.kind.as_str())
+                .bind(&c.secret_hash)
+                .bind(c.auth_method.map(|m| m.as_str()))
+                .bind(join(&grants))
+                .bind(join(&c.redirect_uris))
+                .bind(join(&c.post_logout_redirect_uris))
+                .bind(c.scopes.to_string())
+                .bind(join(&c.resources))
+                .bind(c.access_token_ttl)
+                .bind(c.refresh_idle_ttl)
+                .bind(c.refresh_absolute_ttl)
+                .bind(c.first_party)
+                .bind(c.created_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn client(&self, id: &str) -> Result<Option<Client>, StoreError> {
+                sqlx::query(&format!("SELECT {CLIENT_COLUMNS} FROM clients WHERE id = $1"))
+                    .bind(id)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|r| client_row(&r))
+                    .transpose()
+            }
+
+            async fn clients(&self) -> Result<Vec<Client>, StoreError> {
+                sqlx::query(&format!("SELECT {CLIENT_COLUMNS} FROM clients ORDER BY created_at, id"))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(client_row)
+                    .collect()
+            }
+
+            async fn delete_client(&self, id: &str, now: UnixTime) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let deleted = sqlx::query("DELETE FROM clients WHERE id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query("UPDATE grants SET revoked_at = $2 WHERE client_id = $1 AND revoked_at IS NULL")
+                    .bind(id)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(deleted > 0)
+            }
+
+            async fn insert_user(&self, u: &User) -> Result<(), StoreError> {
+                sqlx::query(&format!(
+                    "INSERT INTO users ({USER_COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+                ))
+                .bind(u.id.to_string())
+                .bind(&u.username)
+                .bind(&u.password_hash)
+                .bind(&u.profile.name)
+                .bind(&u.profile.given_name)
+                .bind(&u.profile.family_name)
+                .bind(&u.profile.email)
+                .bind(u.profile.email_verified)
+                .bind(u.disabled)
+                .bind(u.created_at)
+                .bind(u.updated_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn user(&self, id: Uuid) -> Result<Option<User>, StoreError> {
+                sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"))
+                    .bind(id.to_string())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|r| user_row(&r))
+                    .transpose()
+            }
+
+            async fn user_by_username(&self, username: &str) -> Result<Option<User>, StoreError> {
+                sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE username = $1"))
+                    .bind(username)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|r| user_row(&r))
+                    .transpose()
+            }
+
+            async fn users(&self) -> Result<Vec<User>, StoreError> {
+                sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users ORDER BY username"))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(user_row)
+                    .collect()
+            }
+
+            async fn delete_user(&self, id: Uuid, now: UnixTime) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
+                    .bind(id.to_string())
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+                sqlx::query("UPDATE grants SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                    .bind(id.to_string())
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok(deleted > 0)
+            }
+
+            async fn set_password(&self, id: Uuid, hash: &str, now: UnixTime) -> Result<bool, StoreError> {
+                let n = sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
+                    .bind(id.to_string())
+                    .bind(hash)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(n > 0)
+            }
+
+            async fn set_disabled(&self, id: Uuid, disabled: bool, now: UnixTime) -> Result<bool, StoreError> {
+                let n = sqlx::query("UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1")
+                    .bind(id.to_string())
+                    .bind(disabled)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(n > 0)
+            }
+
+            async fn insert_key(&self, k: &SigningKeyRecord) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO signing_keys (kid, alg, private_der, public_jwk, created_at, activates_at, retired_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&k.kid)
+                .bind(k.alg.as_str())
+                .bind(&k.private_der)
+                .bind(&k.public_jwk)
+                .bind(k.created_at)
+                .bind(k.activates_at)
+                .bind(k.retired_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn keys(&self) -> Result<Vec<SigningKeyRecord>, StoreError> {
+                sqlx::query(
+                    "SELECT kid, alg, private_der, public_jwk, created_at, activates_at, retired_at \
+                     FROM signing_keys ORDER BY activates_at, created_at, kid",
+                )
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(key_row)
+                .collect()
+            }
+
+            async fn retire_key(&self, kid: &str, now: UnixTime) -> Result<bool, StoreError> {
+                let n = sqlx::query("UPDATE signing_keys SET retired_at = $2 WHERE kid = $1 AND retired_at IS NULL")
+                    .bind(kid)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                Ok(n > 0)
+            }
+
+            async fn create_grant(
+                &self,
+                g: &Grant,
+                refresh: Option<(&TokenHash, UnixTime)>,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query(
+                    "INSERT INTO grants (id, client_id, user_id, scope, auth_time, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&g.id)
+                .bind(&g.client_id)
+                .bind(g.user_id.to_string())
+                .bind(g.scope.to_string())
+                .bind(g.auth_time)
+                .bind(g.created_at)
+                .bind(g.expires_at)
+                .execute(&mut *tx)
+                .await?;
+                if let Some((hash, expires_at)) = refresh {
+                    sqlx::query(
+                        "INSERT INTO refresh_tokens (hash, grant_id, scope, issued_at, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&hash.0)
+                    .bind(&g.id)
+                    .bind(g.scope.to_string())
+                    .bind(g.created_at)
+                    .bind(expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn rotate_refresh(
+                &self,
+                presented: &TokenHash,
+                successor: &TokenHash,
+                policy: RotatePolicy,
+            ) -> Result<Rotation, StoreError> {
+                let now = policy.now;
+                let mut tx = self.pool.begin().await?;
+                // RFC 9700 §4.14.2: the token is spent by one conditional write; of two
+                // concurrent presentations exactly one matches `used_at IS NULL`.
+                let spent = sqlx::query(
+                    "UPDATE refresh_tokens SET used_at = $2, successor_hash = $3 \
+                     WHERE hash = $1 AND used_at IS NULL AND expires_at > $2 \
+                     AND grant_id IN (SELECT id FROM grants WHERE revoked_at IS NULL AND expires_at > $2)",
+                )
+                .bind(&presented.0)
+                .bind(now)
+                .bind(&successor.0)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                let row = sqlx::query(&refresh_select())
+                    .bind(&presented.0)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                let Some(row) = row else {
+                    return Ok(Rotation::Invalid);
+                };
+                let record = refresh_row(&row)?;
+                if spent > 0 {
+                    Self::insert_successor(&mut tx, successor, &record, policy).await?;
+                    tx.commit().await?;
+                    return Ok(Rotation::Rotated(record));
+                }
+                let revoked: Option<i64> = row.try_get("g_revoked_at")?;
+                let recorded_successor: Option<String> = row.try_get("rt_successor")?;
+                if revoked.is_some() || record.grant.expires_at <= now {
+                    return Ok(Rotation::Invalid);
+                }
+                match record.used_at {
+                    None => Ok(Rotation::Invalid), // idle-expired
+                    Some(used)
+                        if now - used <= policy.grace_secs
+                            && recorded_successor.as_deref() == Some(successor.0.as_str()) =>
+                    {
+                        Self::insert_successor(&mut tx, successor, &record, policy).await?;
+                        tx.commit().await?;
+                        Ok(Rotation::Retried(record))
+                    }
+                    Some(_) => {
+                        sqlx::query("UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                            .bind(&record.grant.id)
+                            .bind(now)
+                            .execute(&mut *tx)
+                            .await?;
+                        tx.commit().await?;
+                        Ok(Rotation::Reused)
+                    }
+                }
+            }
+
+            async fn refresh_token(&self, hash: &TokenHash) -> Result<Option<RefreshRecord>, StoreError> {
+                sqlx::query(&refresh_select())
+                    .bind(&hash.0)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|r| refresh_row(&r))
+                    .transpose()
+            }
+
+            async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> Result<(), StoreError> {
+                sqlx::query("UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
+                    .bind(grant_id)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn grant_revoked(&self, grant_id: &str) -> Result<bool, StoreError> {
+                let row = sqlx::query("SELECT revoked_at FROM grants WHERE id = $1")
+                    .bind(grant_id)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                match row {
+                    Some(r) => Ok(r.try_get::<Option<i64>, _>("revoked_at")?.is_some()),
+                    None => Ok(true),
+                }
+            }
+
+            async fn revoke_access_token(&self, jti: &str, expires_at: UnixTime) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) \
+                     ON CONFLICT (jti) DO NOTHING",
+                )
+                .bind(jti)
+                .bind(expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn access_token_revoked(&self, jti: &str, grant_id: Option<&str>) -> Result<bool, StoreError> {
+                let n: i64 = sqlx::query_scalar(
+                    "SELECT (SELECT COUNT(*) FROM revoked_access_tokens WHERE jti = $1) \
+                     + (SELECT COUNT(*) FROM grants WHERE id = $2 AND revoked_at IS NOT NULL)",
+                )
+                .bind(jti)
+                .bind(grant_id)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(n > 0)
+            }
+
+            async fn login_locked_until(
+                &self,
+                user_key: &str,
+                ip_key: &str,
+                now: UnixTime,
+            ) -> Result<Option<UnixTime>, StoreError> {
+                let until: Option<i64> = sqlx::query_scalar(
+                    "SELECT MAX(locked_until) FROM login_throttle WHERE key = $1 OR key = $2",
+                )
+                .bind(user_key)
+                .bind(ip_key)
+                .fetch_one(&self.pool)
+                .await?;
+                Ok(until.filter(|t| *t > now))
+            }
+
+            async fn record_login_failure(
+                &self,
+                key: &str,
+                now: UnixTime,
+                limit: ThrottleLimit,
+            ) -> Result<(), StoreError> {
+                // A window that has passed, or a lock that has run out, starts a fresh count.
+                const FRESH: &str = "(login_throttle.window_start + $4 <= $2 \
+                    OR (login_throttle.locked_until > 0 AND login_throttle.locked_until <= $2))";
+                sqlx::query(&format!(
+                    "INSERT INTO login_throttle (key, failures, window_start, locked_until) \
+                     VALUES ($1, 1, $2, CASE WHEN 1 >= $3 THEN $2 + $5 ELSE 0 END) \
+                     ON CONFLICT (key) DO UPDATE SET \
+                       failures = CASE WHEN {FRESH} THEN 1 ELSE login_throttle.failures + 1 END, \
+                       window_start = CASE WHEN {FRESH} THEN $2 ELSE login_throttle.window_start END, \
+                       locked_until = CASE \
+                         WHEN (CASE WHEN {FRESH} THEN 1 ELSE login_throttle.failures + 1 END) >= $3 THEN $2 + $5 \
+                         WHEN {FRESH} THEN 0 ELSE login_throttle.locked_until END"
+                ))
+                .bind(key)
+                .bind(now)
+                .bind(limit.max_failures)
+                .bind(limit.window_secs)
+                .bind(limit.lock_secs)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
+                sqlx::query("DELETE FROM login_throttle WHERE key = $1")
+                    .bind(key)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+
+            async fn purge_expired(&self, c: PurgeCutoffs) -> Result<Purged, StoreError> {
+                let refresh_tokens = sqlx::query(
+                    "DELETE FROM refresh_tokens WHERE hash IN \
+                     (SELECT hash FROM refresh_tokens WHERE expires_at < $1 LIMIT $2)",
+                )
+                .bind(c.now)
+                .bind(c.batch)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                let grants = sqlx::query(
+                    "DELETE FROM grants WHERE id IN \
+                     (SELECT id FROM grants WHERE expires_at < $1 LIMIT $2)",
+                )
+                .bind(c.grants_before)
+                .bind(c.batch)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                let revoked_access_tokens = sqlx::query(
+                    "DELETE FROM revoked_access_tokens WHERE jti IN \
+                     (SELECT jti FROM revoked_access_tokens WHERE expires_at < $1 LIMIT $2)",
+                )
+                .bind(c.now)
+                .bind(c.batch)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                let throttle = sqlx::query(
+                    "DELETE FROM login_throttle WHERE key IN \
+                     (SELECT key FROM login_throttle WHERE window_start < $1 AND locked_until < $2 LIMIT $3)",
+                )
+                .bind(c.throttle_before)
+                .bind(c.now)
+                .bind(c.batch)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(Purged { refresh_tokens, grants, revoked_access_tokens, throttle })
+            }
+        }
+    };
+}
+
+pub(crate) use sql_store;
