@@ -408,6 +408,23 @@ pub fn staging_lead(jwks_max_age: i64) -> i64 {
     jwks_max_age + jwks_max_age / 2 + 60
 }
 
+/// A new key to follow `records`. The store orders keys by (activates_at, created_at), and
+/// the last activated key signs; so that a key made in the same second as an earlier one
+/// (two rotations in a script, a rotation right after the first start) still wins that
+/// tie, `created_at` is kept strictly increasing: such a key is stamped a second later.
+fn successor(
+    records: &[SigningKeyRecord],
+    alg: KeyAlg,
+    now: UnixTime,
+    activates_at: UnixTime,
+) -> Result<SigningKeyRecord, KeyError> {
+    let mut rec = generate(alg, now, activates_at)?;
+    if let Some(last) = records.iter().map(|r| r.created_at).max() {
+        rec.created_at = rec.created_at.max(last + 1);
+    }
+    Ok(rec)
+}
+
 /// Makes sure a key can sign now, generating one if none can.
 pub async fn ensure_signing_key(
     store: &dyn Store,
@@ -419,7 +436,9 @@ pub async fn ensure_signing_key(
         .iter()
         .any(|r| r.retired_at.is_none() && r.activates_at <= now);
     if !can_sign {
-        store.insert_key(&generate(alg, now, now)?).await?;
+        store
+            .insert_key(&successor(&records, alg, now, now)?)
+            .await?;
     }
     Ok(())
 }
@@ -432,7 +451,7 @@ pub async fn rotate(
     staged_lead: Option<i64>,
 ) -> Result<SigningKeyRecord, KeyError> {
     let activates_at = now + staged_lead.unwrap_or(0);
-    let rec = generate(alg, now, activates_at)?;
+    let rec = successor(&store.keys().await?, alg, now, activates_at)?;
     store.insert_key(&rec).await?;
     Ok(rec)
 }
@@ -454,7 +473,9 @@ pub async fn retire(
         return Ok(false);
     }
     if was_active {
-        store.insert_key(&generate(alg, now, now)?).await?;
+        store
+            .insert_key(&successor(&records, alg, now, now)?)
+            .await?;
     }
     Ok(true)
 }
@@ -485,7 +506,7 @@ pub async fn rotate_if_due(
     if active.activates_at + period_secs - lead > now {
         return Ok(None);
     }
-    let rec = generate(alg, now, now + lead)?;
+    let rec = successor(&records, alg, now, now + lead)?;
     let winner = store
         .init_setting(&format!("staged-after:{}", active.kid), &rec.kid)
         .await?;
