@@ -1,6 +1,7 @@
 //! The application: shared state, the router with its layers, background tasks, serve.
 
-use std::sync::{Arc, Mutex};
+use std::collections::HashSet;
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
 use axum::Router;
@@ -25,6 +26,8 @@ pub struct AppState {
     pub passwords: PasswordVerifier,
     pub jwks_cache_control: HeaderValue,
     discovery_cache: Mutex<Option<(Arc<KeyView>, Arc<String>)>>,
+    /// Origins of registered redirect URIs, allowed by CORS; refreshed with the keys.
+    cors_origins: RwLock<Arc<HashSet<String>>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -88,7 +91,7 @@ impl AppState {
             config.keys.jwks_max_age_secs
         ))
         .map_err(|e| StartError::Other(e.to_string()))?;
-        Ok(Arc::new(AppState {
+        let state = Arc::new(AppState {
             config,
             store,
             keys,
@@ -97,7 +100,33 @@ impl AppState {
             passwords,
             jwks_cache_control,
             discovery_cache: Mutex::new(None),
-        }))
+            cors_origins: RwLock::new(Arc::new(HashSet::new())),
+        });
+        state.refresh_cors().await?;
+        Ok(state)
+    }
+
+    /// Re-reads the origins of every client's redirect URIs.
+    pub async fn refresh_cors(&self) -> Result<(), StoreError> {
+        let origins: HashSet<String> = self
+            .store
+            .clients()
+            .await?
+            .iter()
+            .flat_map(|c| c.redirect_uris.iter())
+            .filter_map(|u| url::Url::parse(u).ok())
+            .filter(|u| matches!(u.scheme(), "https" | "http"))
+            .map(|u| u.origin().ascii_serialization())
+            .collect();
+        if let Ok(mut slot) = self.cors_origins.write() {
+            *slot = Arc::new(origins);
+        }
+        Ok(())
+    }
+
+    pub fn cors_allows(&self, origin: &HeaderValue) -> bool {
+        let Ok(origin) = origin.to_str() else { return false };
+        self.cors_origins.read().is_ok_and(|set| set.contains(origin))
     }
 
     /// The discovery document, re-serialised only when the key view changes.
@@ -135,6 +164,9 @@ pub fn spawn_background(state: Arc<AppState>) -> Vec<tokio::task::JoinHandle<()>
             loop {
                 tick.tick().await;
                 rotate_if_due(&state).await;
+                if let Err(e) = state.refresh_cors().await {
+                    tracing::warn!(cause = %e, "CORS origin refresh failed");
+                }
                 if let Err(e) = state.keys.reload(state.store.as_ref()).await {
                     tracing::warn!(cause = %e, "key reload failed; serving the keys already loaded");
                 }

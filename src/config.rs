@@ -115,6 +115,9 @@ pub struct LoginConfig {
     pub failure_window_secs: i64,
     pub lock_secs: i64,
     pub verify_concurrency: usize,
+    pub session_ttl_secs: i64,
+    pub require_pkce: bool,
+    pub allow_plain_pkce: bool,
 }
 
 impl Default for LoginConfig {
@@ -126,6 +129,9 @@ impl Default for LoginConfig {
             failure_window_secs: 900,
             lock_secs: 300,
             verify_concurrency: 0,
+            session_ttl_secs: 28800,
+            require_pkce: false,
+            allow_plain_pkce: false,
         }
     }
 }
@@ -294,6 +300,7 @@ impl Config {
         positive("login.ip_max_failures", raw.login.ip_max_failures)?;
         positive("login.failure_window_secs", raw.login.failure_window_secs)?;
         positive("login.lock_secs", raw.login.lock_secs)?;
+        positive("login.session_ttl_secs", raw.login.session_ttl_secs)?;
         positive(
             "login.max_password_bytes",
             raw.login.max_password_bytes as i64,

@@ -3,7 +3,7 @@
 use uuid::Uuid;
 
 use crate::clock::UnixTime;
-use crate::oauth::{GrantType, KeyAlg, OAuthError, ScopeSet};
+use crate::oauth::{GrantType, KeyAlg, OAuthError, ScopeSet, TokenHash};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClientKind {
@@ -100,6 +100,12 @@ impl Client {
     pub fn is_public(&self) -> bool {
         self.kind == ClientKind::Public
     }
+
+    /// RFC 9700 §4.1.3: the registered URI that `asked` names, by exact string match; for
+    /// loopback http URIs of native apps the port may vary (RFC 8252 §7.3).
+    pub fn redirect_uri_matching(&self, asked: &str) -> Option<&str> {
+        self.redirect_uris.iter().map(String::as_str).find(|r| *r == asked || loopback_port_variant(r, asked))
+    }
 }
 
 /// Standard claims (OIDC Core §5.1) kept for a user.
@@ -165,6 +171,64 @@ pub struct Grant {
     pub expires_at: UnixTime,
 }
 
+/// A browser session; `user_id` is set once the user has signed in.
+#[derive(Clone, Debug)]
+pub struct Session {
+    /// SHA-256 of the cookie value.
+    pub id: TokenHash,
+    pub user_id: Option<Uuid>,
+    pub auth_time: Option<UnixTime>,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// An authorization request waiting for login or consent, bound to one browser session.
+#[derive(Clone, Debug)]
+pub struct PendingRequest {
+    pub id: String,
+    pub session_id: TokenHash,
+    pub client_id: String,
+    /// The validated request, JSON (see `http::authorize::AuthzRequest`).
+    pub request: String,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// What an authorization code is bound to (RFC 6749 §4.1.3; RFC 7636 §4.6; OIDC Core §3.1.3.2).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CodeBinding {
+    pub redirect_uri: String,
+    /// Whether redirect_uri was sent at /authorize (then /token must repeat it).
+    pub redirect_uri_sent: bool,
+    pub scope: String,
+    pub nonce: Option<String>,
+    pub code_challenge: Option<String>,
+    pub auth_time: UnixTime,
+}
+
+/// A stored authorization code.
+#[derive(Clone, Debug)]
+pub struct AuthCodeRecord {
+    pub hash: TokenHash,
+    /// The grant its redemption creates; a replay revokes it.
+    pub grant_id: String,
+    pub client_id: String,
+    pub user_id: Uuid,
+    pub binding: CodeBinding,
+    pub created_at: UnixTime,
+    pub expires_at: UnixTime,
+}
+
+/// Outcome of redeeming a code: of concurrent redemptions exactly one wins.
+#[derive(Debug)]
+pub enum Redeem {
+    Redeemed(AuthCodeRecord),
+    /// Spent already: the grant the first redemption created must be revoked.
+    AlreadyUsed { grant_id: String },
+    /// Unknown or expired.
+    Unknown,
+}
+
 /// Validates a redirect URI at registration (RFC 6749 §3.1.2; RFC 9700 §2.6; RFC 8252 §7).
 pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
     let parsed = url::Url::parse(uri).map_err(|_| format!("{uri:?} is not an absolute URI"))?;
@@ -194,6 +258,27 @@ pub fn validate_redirect_uri(uri: &str) -> Result<(), String> {
     }
 }
 
+fn loopback_port_variant(registered: &str, asked: &str) -> bool {
+    // Byte-identical except for the port: "http://127.0.0.1" or "http://[::1]", an optional
+    // ":digits", then the same path and query.
+    fn split(uri: &str) -> Option<(&str, &str)> {
+        let host = ["http://127.0.0.1", "http://[::1]"].into_iter().find(|h| uri.starts_with(h))?;
+        let rest = &uri[host.len()..];
+        let rest = match rest.strip_prefix(':') {
+            Some(r) => {
+                let digits = r.bytes().take_while(u8::is_ascii_digit).count();
+                if digits == 0 || digits > 5 {
+                    return None;
+                }
+                &r[digits..]
+            }
+            None => rest,
+        };
+        (rest.is_empty() || rest.starts_with('/') || rest.starts_with('?')).then_some((host, rest))
+    }
+    matches!((split(registered), split(asked)), (Some(r), Some(a)) if r == a)
+}
+
 pub fn is_loopback_host(host: &str) -> bool {
     matches!(host, "127.0.0.1" | "[::1]" | "localhost")
 }
@@ -217,6 +302,22 @@ mod tests {
             ("javascript:alert(1)", false),
         ] {
             assert_eq!(validate_redirect_uri(uri).is_ok(), ok, "{uri}");
+        }
+    }
+
+    #[test]
+    fn loopback_redirects_may_vary_the_port_only() {
+        for (reg, asked, ok) in [
+            ("http://127.0.0.1/cb", "http://127.0.0.1:51234/cb", true),
+            ("http://127.0.0.1:8000/cb", "http://127.0.0.1:9/cb", true),
+            ("http://[::1]/cb", "http://[::1]:80/cb", true),
+            ("http://127.0.0.1/cb", "http://127.0.0.1:51234/cb2", false),
+            ("http://127.0.0.1/cb", "http://127.0.0.1.evil/cb", false),
+            ("http://127.0.0.1/cb", "http://127.0.0.1:x/cb", false),
+            ("http://localhost/cb", "http://localhost:1/cb", false),
+            ("https://app.example/cb", "https://app.example:443/cb", false),
+        ] {
+            assert_eq!(loopback_port_variant(reg, asked), ok, "{reg} vs {asked}");
         }
     }
 

@@ -23,6 +23,11 @@ pub fn random_token() -> Result<String, getrandom::Error> {
     random_b64(32)
 }
 
+/// Constant-time string equality.
+pub fn constant_time_eq(a: &str, b: &str) -> bool {
+    a.as_bytes().ct_eq(b.as_bytes()).into()
+}
+
 /// SHA-256 of a high-entropy one-time credential; what the store keeps instead of it.
 pub fn token_hash(token: &str) -> TokenHash {
     TokenHash(URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes())))
@@ -69,6 +74,16 @@ impl SecretHasher {
             .as_bytes()
             .ct_eq(stored.as_bytes())
             .into()
+    }
+
+    /// A CSRF token bound to a browser session and a purpose (a pending request id).
+    pub fn csrf_token(&self, session: &str, purpose: &str) -> String {
+        let value = format!("{session}:{purpose}");
+        URL_SAFE_NO_PAD.encode(self.mac(b"csrf:", value.as_bytes()))
+    }
+
+    pub fn verify_csrf(&self, session: &str, purpose: &str, submitted: &str) -> bool {
+        self.csrf_token(session, purpose).as_bytes().ct_eq(submitted.as_bytes()).into()
     }
 
     /// The successor of a refresh token, derived rather than random, so that a retried

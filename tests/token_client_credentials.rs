@@ -10,6 +10,9 @@ use latchkey::oauth::GrantType;
 
 const CC: &[GrantType] = &[GrantType::ClientCredentials];
 
+/// rule, client, form, status, error
+type Case<'a> = (&'a str, &'a common::TestClient, Vec<(&'a str, &'a str)>, u16, &'a str);
+
 // SECURITY-TESTS: TK-01, JW-01, TK-06
 async fn token_verifies_with_the_published_jwk_for_each_algorithm(b: Backend) {
     for alg in ["RS256", "ES256", "EdDSA"] {
@@ -76,7 +79,7 @@ async fn token_errors_have_their_rfc_codes(b: Backend) {
         })
         .await;
     let bad = common::TestClient { id: client.id.clone(), secret: Some("wrong".into()) };
-    let cases: Vec<(&str, &common::TestClient, Vec<(&str, &str)>, u16, &str)> = vec![
+    let cases: Vec<Case> = vec![
         ("grant_type is required", &client, vec![("scope", "read")], 400, "invalid_request"),
         ("empty grant_type is absent", &client, vec![("grant_type", "")], 400, "invalid_request"),
         ("names are case-sensitive", &client, vec![("GRANT_TYPE", "client_credentials")], 400, "invalid_request"),

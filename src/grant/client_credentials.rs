@@ -16,7 +16,7 @@ pub async fn handle(
     // RFC 8707 §2: the audience the token is for.
     let aud = audience(ctx, c, p)?;
     // RFC 6749 §4.4.3: no refresh token.
-    let (access_token, _) = issue_access_token(ctx, client, Subject::Client, &scope, aud)?;
+    let (access_token, _) = issue_access_token(ctx, c, Subject::Client, &scope, aud)?;
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",

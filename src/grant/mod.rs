@@ -1,6 +1,8 @@
 //! Grants: one file per grant type, each reading as its RFC section. No HTTP, no SQL.
 
+pub mod authorization_code;
 pub mod client_credentials;
+pub mod implicit;
 pub mod password;
 pub mod refresh_token;
 
@@ -10,7 +12,6 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::app::AppState;
-use crate::client_auth::AuthenticatedClient;
 use crate::clock::UnixTime;
 use crate::jwt::{self, AccessClaims, Audience, IdClaims};
 use crate::model::{Client, User};
@@ -84,13 +85,12 @@ pub fn audience(
 /// Mints an RFC 9068 access token; returns it with its `jti`.
 pub fn issue_access_token(
     ctx: &GrantCtx<'_>,
-    client: &AuthenticatedClient,
+    client: &Client,
     subject: Subject<'_>,
     scope: &ScopeSet,
     aud: Audience,
 ) -> Result<(String, String), OAuthError> {
     let app = ctx.app;
-    let client = client.client();
     let keys = app.keys.view(ctx.now).map_err(OAuthError::server_error)?;
     let jti = secrets::random_b64(16).map_err(OAuthError::server_error)?;
     let (sub, grant_id, auth_time) = match subject {
@@ -163,7 +163,7 @@ pub fn issue_id_token(
 /// the refresh token the caller minted (if any).
 pub fn user_tokens(
     ctx: &GrantCtx<'_>,
-    client: &AuthenticatedClient,
+    client: &Client,
     t: IdTokenFor<'_>,
     grant_id: &str,
     aud: Audience,
@@ -180,14 +180,14 @@ pub fn user_tokens(
             access_token: Some(&access_token),
             ..t
         };
-        Some(issue_id_token(ctx, client.client(), t)?)
+        Some(issue_id_token(ctx, client, t)?)
     } else {
         None
     };
     Ok(TokenResponse {
         access_token,
         token_type: "Bearer",
-        expires_in: client.client().access_token_ttl,
+        expires_in: client.access_token_ttl,
         scope: t.scope.to_string(),
         refresh_token,
         id_token,

@@ -39,12 +39,24 @@ pub async fn verify_login(
         return Err(OAuthError::invalid_request("password is too long"));
     }
     let (user_key, ip_key) = throttle_keys(username, ctx.peer);
-    // A locked attempt is refused before any hashing.
-    if let Some(until) = app
+    let limit = |max_failures| ThrottleLimit {
+        max_failures,
+        window_secs: cfg.failure_window_secs,
+        lock_secs: cfg.lock_secs,
+    };
+    let (user_limit, ip_limit) = (limit(cfg.user_max_failures), limit(cfg.ip_max_failures));
+    // The attempt is counted before hashing, atomically, so that a burst of parallel
+    // attempts cannot all slip past the limit; a locked attempt is refused unhashed.
+    let admitted = app
         .store
-        .login_locked_until(&user_key, &ip_key, ctx.now)
-        .await?
-    {
+        .begin_login_attempt(&user_key, &ip_key, ctx.now, user_limit, ip_limit)
+        .await?;
+    if !admitted {
+        let until = app
+            .store
+            .login_locked_until(&user_key, &ip_key, ctx.now)
+            .await?
+            .unwrap_or(ctx.now);
         return Err(OAuthError::too_many_attempts((until - ctx.now) as u64));
     }
     let user = app.store.user_by_username(username).await?;
@@ -56,23 +68,13 @@ pub async fn verify_login(
         .map_err(OAuthError::server_error)?;
     match user {
         Some(user) if ok && !user.disabled => {
-            app.store.clear_login_failures(&user_key).await?;
+            app.store
+                .login_succeeded(&user_key, &ip_key, ip_limit)
+                .await?;
             Ok(user)
         }
-        _ => {
-            let limit = |max_failures| ThrottleLimit {
-                max_failures,
-                window_secs: cfg.failure_window_secs,
-                lock_secs: cfg.lock_secs,
-            };
-            app.store
-                .record_login_failure(&user_key, ctx.now, limit(cfg.user_max_failures))
-                .await?;
-            app.store
-                .record_login_failure(&ip_key, ctx.now, limit(cfg.ip_max_failures))
-                .await?;
-            Err(bad_credentials())
-        }
+        // Already counted as a failure.
+        _ => Err(bad_credentials()),
     }
 }
 
@@ -128,5 +130,5 @@ pub async fn handle(
         access_token: None,
         code: None,
     };
-    user_tokens(ctx, client, t, &grant.id, aud, refresh)
+    user_tokens(ctx, c, t, &grant.id, aud, refresh)
 }

@@ -83,7 +83,7 @@ pub async fn handle(
     };
     user_tokens(
         ctx,
-        client,
+        c,
         t,
         &record.grant.id,
         aud,

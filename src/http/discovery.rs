@@ -12,7 +12,7 @@ use crate::app::AppState;
 use crate::keys::KeyView;
 use crate::oauth::OAuthError;
 
-use super::{INTROSPECT, JWKS, REVOKE, TOKEN, USERINFO};
+use super::{AUTHORIZE, INTROSPECT, JWKS, LOGOUT, REVOKE, TOKEN, USERINFO};
 
 /// The metadata document for the current key view.
 pub fn document(app: &AppState, view: &KeyView) -> Value {
@@ -22,23 +22,33 @@ pub fn document(app: &AppState, view: &KeyView) -> Value {
     algs.sort_unstable();
     algs.dedup();
     let auth_methods = json!(["client_secret_basic", "client_secret_post"]);
+    let mut pkce = vec!["S256"];
+    if c.login.allow_plain_pkce {
+        pkce.push("plain");
+    }
     json!({
         "issuer": c.issuer,
+        "authorization_endpoint": c.endpoint(AUTHORIZE),
         "token_endpoint": c.endpoint(TOKEN),
+        "end_session_endpoint": c.endpoint(LOGOUT),
         "jwks_uri": c.endpoint(JWKS),
         "userinfo_endpoint": c.endpoint(USERINFO),
         "revocation_endpoint": c.endpoint(REVOKE),
         "introspection_endpoint": c.endpoint(INTROSPECT),
         "scopes_supported": ["openid", "profile", "email", "offline_access"],
-        "response_types_supported": [],
-        "grant_types_supported": ["client_credentials", "password", "refresh_token"],
+        "response_types_supported": ["code", "token", "id_token token"],
+        "response_modes_supported": ["query", "fragment", "form_post"],
+        "grant_types_supported": ["authorization_code", "implicit", "client_credentials", "password", "refresh_token"],
+        "code_challenge_methods_supported": pkce,
+        "authorization_response_iss_parameter_supported": true,
+        "prompt_values_supported": ["none", "login", "consent", "select_account"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": algs,
-        "token_endpoint_auth_methods_supported": auth_methods,
+        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
         "revocation_endpoint_auth_methods_supported": auth_methods,
         "introspection_endpoint_auth_methods_supported": auth_methods,
         "claims_supported": [
-            "sub", "iss", "aud", "exp", "iat", "auth_time", "at_hash", "name", "given_name",
+            "sub", "iss", "aud", "exp", "iat", "auth_time", "nonce", "at_hash", "name", "given_name",
             "family_name", "preferred_username", "updated_at", "email", "email_verified"
         ],
         "claims_parameter_supported": false,

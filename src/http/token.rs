@@ -53,9 +53,9 @@ async fn run(
         }
         GrantType::Password => grant::password::handle(&ctx, &client, &params).await,
         GrantType::RefreshToken => grant::refresh_token::handle(&ctx, &client, &params).await,
-        GrantType::AuthorizationCode => Err(OAuthError::unsupported_grant_type(
-            "authorization_code is not available yet",
-        )),
+        GrantType::AuthorizationCode => {
+            grant::authorization_code::handle(&ctx, &client, &params).await
+        }
         // RFC 6749 §4.2: the implicit grant has no token-endpoint step.
         GrantType::Implicit => Err(OAuthError::unsupported_grant_type(
             "implicit is not a token-endpoint grant",

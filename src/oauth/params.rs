@@ -20,9 +20,19 @@ pub struct Params {
 }
 
 impl Params {
-    /// Parses a form body or a query string.
+    /// Parses a form body or a query string; a repeated parameter is `invalid_request`.
     pub fn parse(bytes: &[u8]) -> Result<Self, OAuthError> {
+        match Self::parse_noting_repeats(bytes)? {
+            (params, None) => Ok(params),
+            (_, Some(name)) => Err(OAuthError::invalid_request(format!("parameter {name} is repeated"))),
+        }
+    }
+
+    /// Parses like [`Params::parse`] but reports the first repeated name instead of failing,
+    /// for endpoints that answer a repeat differently depending on the name (`/authorize`).
+    pub fn parse_noting_repeats(bytes: &[u8]) -> Result<(Self, Option<String>), OAuthError> {
         let mut params = Params::default();
+        let mut repeated = None;
         let mut count = 0;
         for pair in bytes.split(|b| *b == b'&').filter(|p| !p.is_empty()) {
             count += 1;
@@ -35,32 +45,28 @@ impl Params {
             };
             let name = decode(name)?;
             let value = decode(value)?;
-            params.insert(name, value)?;
+            if !params.insert(name.clone(), value) && repeated.is_none() {
+                repeated = Some(printable(&name));
+            }
         }
-        Ok(params)
+        Ok((params, repeated))
     }
 
-    fn insert(&mut self, name: String, value: String) -> Result<(), OAuthError> {
+    /// Adds a pair; false if the name was already present (the first value is kept).
+    fn insert(&mut self, name: String, value: String) -> bool {
         if REPEATABLE.contains(&name.as_str()) {
             if !value.is_empty() {
                 self.resources.push(value);
             }
-            return Ok(());
+            return true;
         }
         if self.single.contains_key(&name) {
-            return Err(OAuthError::invalid_request(format!(
-                "parameter {} is repeated",
-                printable(&name)
-            )));
+            return false;
         }
-        // RFC 6749 §3.1: parameters sent without a value are treated as omitted.
-        if !value.is_empty() {
-            self.single.insert(name, value);
-        } else {
-            // Remember the name so that `x=&x=1` is still a repeat.
-            self.single.insert(name, String::new());
-        }
-        Ok(())
+        // RFC 6749 §3.1: a parameter sent without a value is treated as omitted; its name
+        // is kept so that `x=&x=1` is still a repeat.
+        self.single.insert(name, value);
+        true
     }
 
     /// The value of a parameter, `None` when absent or empty.
@@ -91,7 +97,9 @@ impl Params {
     /// any name present in both.
     pub fn merge(&mut self, other: Params) -> Result<(), OAuthError> {
         for (name, value) in other.single {
-            self.insert(name, value)?;
+            if !self.insert(name.clone(), value) {
+                return Err(OAuthError::invalid_request(format!("parameter {} is repeated", printable(&name))));
+            }
         }
         self.resources.extend(other.resources);
         Ok(())

@@ -13,7 +13,7 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::clock::UnixTime;
-use crate::model::{Client, Grant, SigningKeyRecord, User};
+use crate::model::{AuthCodeRecord, Client, Grant, PendingRequest, Redeem, Session, SigningKeyRecord, User};
 use crate::oauth::{OAuthError, ScopeSet, TokenHash};
 
 pub use postgres::PgStore;
@@ -125,6 +125,7 @@ pub struct Purged {
     pub grants: u64,
     pub revoked_access_tokens: u64,
     pub throttle: u64,
+    pub browser: u64,
 }
 
 #[async_trait]
@@ -170,6 +171,15 @@ pub trait Store: Send + Sync + 'static {
         grant: &Grant,
         refresh: Option<(&TokenHash, UnixTime)>,
     ) -> Result<(), StoreError>;
+    /// Makes a grant created with a code live for its full lifetime, with its first refresh
+    /// token; false if the grant was revoked meanwhile (a code replay raced the redemption).
+    async fn activate_grant(
+        &self,
+        grant_id: &str,
+        expires_at: UnixTime,
+        refresh: Option<(&TokenHash, UnixTime)>,
+        now: UnixTime,
+    ) -> Result<bool, StoreError>;
     /// Spends a refresh token and records its successor, in one atomic step.
     async fn rotate_refresh(
         &self,
@@ -197,14 +207,43 @@ pub trait Store: Send + Sync + 'static {
         ip_key: &str,
         now: UnixTime,
     ) -> Result<Option<UnixTime>, StoreError>;
-    /// Counts a failed attempt against `key`; locks it when the limit is reached.
-    async fn record_login_failure(
+    /// Counts a password attempt against both keys before it is verified, in one atomic
+    /// step, so that parallel attempts cannot all pass a lock check; a key reaching its
+    /// limit is locked. False, with nothing counted, when either key is locked at `now`.
+    async fn begin_login_attempt(
         &self,
-        key: &str,
+        user_key: &str,
+        ip_key: &str,
         now: UnixTime,
-        limit: ThrottleLimit,
+        user: ThrottleLimit,
+        ip: ThrottleLimit,
+    ) -> Result<bool, StoreError>;
+    /// The counted attempt succeeded: the user's count is cleared, the IP's given back.
+    async fn login_succeeded(
+        &self,
+        user_key: &str,
+        ip_key: &str,
+        ip: ThrottleLimit,
     ) -> Result<(), StoreError>;
-    async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError>;
+
+    async fn create_session(&self, session: &Session) -> Result<(), StoreError>;
+    async fn session(&self, id: &TokenHash, now: UnixTime) -> Result<Option<Session>, StoreError>;
+    async fn delete_session(&self, id: &TokenHash) -> Result<bool, StoreError>;
+
+    async fn put_pending(&self, req: &PendingRequest) -> Result<(), StoreError>;
+    async fn pending(&self, id: &str, now: UnixTime) -> Result<Option<PendingRequest>, StoreError>;
+    /// Moves a pending request to another session (the one a login just created).
+    async fn rebind_pending(&self, id: &str, from: &TokenHash, to: &TokenHash) -> Result<bool, StoreError>;
+    /// Removes and returns a pending request of `session`: one caller gets it.
+    async fn take_pending(&self, id: &str, session: &TokenHash, now: UnixTime) -> Result<Option<PendingRequest>, StoreError>;
+
+    async fn insert_code(&self, code: &AuthCodeRecord) -> Result<(), StoreError>;
+    /// Spends a code by one conditional write (RFC 6749 §4.1.2: single use).
+    async fn redeem_code(&self, hash: &TokenHash, now: UnixTime) -> Result<Redeem, StoreError>;
+
+    /// The scope a user has consented to for a client, if any.
+    async fn consent(&self, user_id: Uuid, client_id: &str) -> Result<Option<ScopeSet>, StoreError>;
+    async fn save_consent(&self, user_id: Uuid, client_id: &str, scope: &ScopeSet, now: UnixTime) -> Result<(), StoreError>;
 
     /// Deletes up to `cutoffs.batch` expired rows of each kind.
     async fn purge_expired(&self, cutoffs: PurgeCutoffs) -> Result<Purged, StoreError>;

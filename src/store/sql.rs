@@ -9,7 +9,10 @@ macro_rules! sql_store {
         use uuid::Uuid;
 
         use crate::clock::UnixTime;
-        use crate::model::{AuthMethod, Client, ClientKind, Grant, Profile, SigningKeyRecord, User};
+        use crate::model::{
+            AuthCodeRecord, AuthMethod, Client, ClientKind, Grant, PendingRequest, Profile, Redeem, Session,
+            SigningKeyRecord, User,
+        };
         use crate::oauth::{GrantType, KeyAlg, ScopeSet, TokenHash};
         use crate::store::{
             join, split, PurgeCutoffs, Purged, RefreshRecord, RotatePolicy, Rotation, Store,
@@ -92,6 +95,17 @@ macro_rules! sql_store {
                 created_at: row.try_get("created_at")?,
                 activates_at: row.try_get("activates_at")?,
                 retired_at: row.try_get("retired_at")?,
+            })
+        }
+
+        fn pending_row(row: &DbRow) -> Result<PendingRequest, StoreError> {
+            Ok(PendingRequest {
+                id: row.try_get("id")?,
+                session_id: TokenHash(row.try_get("session_id")?),
+                client_id: row.try_get("client_id")?,
+                request: row.try_get("request")?,
+                created_at: row.try_get("created_at")?,
+                expires_at: row.try_get("expires_at")?,
             })
         }
 
@@ -408,6 +422,42 @@ macro_rules! sql_store {
                 Ok(())
             }
 
+            async fn activate_grant(
+                &self,
+                grant_id: &str,
+                expires_at: UnixTime,
+                refresh: Option<(&TokenHash, UnixTime)>,
+                now: UnixTime,
+            ) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let live = sqlx::query(
+                    "UPDATE grants SET expires_at = $2, created_at = $3 WHERE id = $1 AND revoked_at IS NULL \
+                     RETURNING scope",
+                )
+                .bind(grant_id)
+                .bind(expires_at)
+                .bind(now)
+                .fetch_optional(&mut *tx)
+                .await?;
+                let Some(row) = live else { return Ok(false) };
+                let scope: String = row.try_get("scope")?;
+                if let Some((hash, rt_expires_at)) = refresh {
+                    sqlx::query(
+                        "INSERT INTO refresh_tokens (hash, grant_id, scope, issued_at, expires_at) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(&hash.0)
+                    .bind(grant_id)
+                    .bind(scope)
+                    .bind(now)
+                    .bind(rt_expires_at)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
             async fn rotate_refresh(
                 &self,
                 presented: &TokenHash,
@@ -538,16 +588,19 @@ macro_rules! sql_store {
                 Ok(until.filter(|t| *t > now))
             }
 
-            async fn record_login_failure(
+            async fn begin_login_attempt(
                 &self,
-                key: &str,
+                user_key: &str,
+                ip_key: &str,
                 now: UnixTime,
-                limit: ThrottleLimit,
-            ) -> Result<(), StoreError> {
+                user: ThrottleLimit,
+                ip: ThrottleLimit,
+            ) -> Result<bool, StoreError> {
                 // A window that has passed, or a lock that has run out, starts a fresh count.
+                // A locked key is left alone (`WHERE`), so it returns no row.
                 const FRESH: &str = "(login_throttle.window_start + $4 <= $2 \
                     OR (login_throttle.locked_until > 0 AND login_throttle.locked_until <= $2))";
-                sqlx::query(&format!(
+                let count = format!(
                     "INSERT INTO login_throttle (key, failures, window_start, locked_until) \
                      VALUES ($1, 1, $2, CASE WHEN 1 >= $3 THEN $2 + $5 ELSE 0 END) \
                      ON CONFLICT (key) DO UPDATE SET \
@@ -555,23 +608,221 @@ macro_rules! sql_store {
                        window_start = CASE WHEN {FRESH} THEN $2 ELSE login_throttle.window_start END, \
                        locked_until = CASE \
                          WHEN (CASE WHEN {FRESH} THEN 1 ELSE login_throttle.failures + 1 END) >= $3 THEN $2 + $5 \
-                         WHEN {FRESH} THEN 0 ELSE login_throttle.locked_until END"
-                ))
-                .bind(key)
-                .bind(now)
-                .bind(limit.max_failures)
-                .bind(limit.window_secs)
-                .bind(limit.lock_secs)
+                         WHEN {FRESH} THEN 0 ELSE login_throttle.locked_until END \
+                     WHERE login_throttle.locked_until <= $2 \
+                     RETURNING key"
+                );
+                // Every caller takes the user key first, then the IP key: no lock cycle.
+                let mut tx = self.pool.begin().await?;
+                for (key, limit) in [(user_key, user), (ip_key, ip)] {
+                    let counted = sqlx::query(&count)
+                        .bind(key)
+                        .bind(now)
+                        .bind(limit.max_failures)
+                        .bind(limit.window_secs)
+                        .bind(limit.lock_secs)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .is_some();
+                    if !counted {
+                        return Ok(false); // rolled back: nothing counted
+                    }
+                }
+                tx.commit().await?;
+                Ok(true)
+            }
+
+            async fn login_succeeded(
+                &self,
+                user_key: &str,
+                ip_key: &str,
+                ip: ThrottleLimit,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                sqlx::query("DELETE FROM login_throttle WHERE key = $1")
+                    .bind(user_key)
+                    .execute(&mut *tx)
+                    .await?;
+                // Give back the IP's count; a lock this attempt's count set is lifted with it.
+                sqlx::query(
+                    "UPDATE login_throttle SET failures = failures - 1, \
+                     locked_until = CASE WHEN failures - 1 >= $2 THEN locked_until ELSE 0 END \
+                     WHERE key = $1 AND failures > 0",
+                )
+                .bind(ip_key)
+                .bind(ip.max_failures)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn create_session(&self, x: &Session) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO sessions (id, user_id, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(&x.id.0)
+                .bind(x.user_id.map(|u| u.to_string()))
+                .bind(x.auth_time)
+                .bind(x.created_at)
+                .bind(x.expires_at)
                 .execute(&self.pool)
                 .await?;
                 Ok(())
             }
 
-            async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
-                sqlx::query("DELETE FROM login_throttle WHERE key = $1")
-                    .bind(key)
+            async fn session(&self, id: &TokenHash, now: UnixTime) -> Result<Option<Session>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT id, user_id, auth_time, created_at, expires_at FROM sessions WHERE id = $1 AND expires_at > $2",
+                )
+                .bind(&id.0)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                let Some(row) = row else { return Ok(None) };
+                let user_id = match row.try_get::<Option<String>, _>("user_id")? {
+                    Some(u) => Some(Uuid::parse_str(&u).map_err(|_| corrupt("user id"))?),
+                    None => None,
+                };
+                Ok(Some(Session {
+                    id: TokenHash(row.try_get("id")?),
+                    user_id,
+                    auth_time: row.try_get("auth_time")?,
+                    created_at: row.try_get("created_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                }))
+            }
+
+            async fn delete_session(&self, id: &TokenHash) -> Result<bool, StoreError> {
+                let n = sqlx::query("DELETE FROM sessions WHERE id = $1").bind(&id.0).execute(&self.pool).await?.rows_affected();
+                Ok(n > 0)
+            }
+
+            async fn put_pending(&self, r: &PendingRequest) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO auth_requests (id, session_id, client_id, request, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6)",
+                )
+                .bind(&r.id)
+                .bind(&r.session_id.0)
+                .bind(&r.client_id)
+                .bind(&r.request)
+                .bind(r.created_at)
+                .bind(r.expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn pending(&self, id: &str, now: UnixTime) -> Result<Option<PendingRequest>, StoreError> {
+                let row = sqlx::query(
+                    "SELECT id, session_id, client_id, request, created_at, expires_at FROM auth_requests \
+                     WHERE id = $1 AND expires_at > $2",
+                )
+                .bind(id)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| pending_row(&r)).transpose()
+            }
+
+            async fn rebind_pending(&self, id: &str, from: &TokenHash, to: &TokenHash) -> Result<bool, StoreError> {
+                let n = sqlx::query("UPDATE auth_requests SET session_id = $3 WHERE id = $1 AND session_id = $2")
+                    .bind(id)
+                    .bind(&from.0)
+                    .bind(&to.0)
                     .execute(&self.pool)
-                    .await?;
+                    .await?
+                    .rows_affected();
+                Ok(n > 0)
+            }
+
+            async fn take_pending(&self, id: &str, session: &TokenHash, now: UnixTime) -> Result<Option<PendingRequest>, StoreError> {
+                let row = sqlx::query(
+                    "DELETE FROM auth_requests WHERE id = $1 AND session_id = $2 AND expires_at > $3 \
+                     RETURNING id, session_id, client_id, request, created_at, expires_at",
+                )
+                .bind(id)
+                .bind(&session.0)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                row.map(|r| pending_row(&r)).transpose()
+            }
+
+            async fn insert_code(&self, c: &AuthCodeRecord) -> Result<(), StoreError> {
+                let binding = serde_json::to_string(&c.binding).map_err(|e| StoreError::Other(e.to_string()))?;
+                sqlx::query(
+                    "INSERT INTO auth_codes (hash, grant_id, client_id, user_id, request, created_at, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                )
+                .bind(&c.hash.0)
+                .bind(&c.grant_id)
+                .bind(&c.client_id)
+                .bind(c.user_id.to_string())
+                .bind(binding)
+                .bind(c.created_at)
+                .bind(c.expires_at)
+                .execute(&self.pool)
+                .await?;
+                Ok(())
+            }
+
+            async fn redeem_code(&self, hash: &TokenHash, now: UnixTime) -> Result<Redeem, StoreError> {
+                let row = sqlx::query(
+                    "UPDATE auth_codes SET consumed_at = $2 \
+                     WHERE hash = $1 AND consumed_at IS NULL AND expires_at > $2 \
+                     RETURNING hash, grant_id, client_id, user_id, request, created_at, expires_at",
+                )
+                .bind(&hash.0)
+                .bind(now)
+                .fetch_optional(&self.pool)
+                .await?;
+                if let Some(row) = row {
+                    let user_id: String = row.try_get("user_id")?;
+                    let binding: String = row.try_get("request")?;
+                    return Ok(Redeem::Redeemed(AuthCodeRecord {
+                        hash: TokenHash(row.try_get("hash")?),
+                        grant_id: row.try_get("grant_id")?,
+                        client_id: row.try_get("client_id")?,
+                        user_id: Uuid::parse_str(&user_id).map_err(|_| corrupt("user id"))?,
+                        binding: serde_json::from_str(&binding).map_err(|_| corrupt("code binding"))?,
+                        created_at: row.try_get("created_at")?,
+                        expires_at: row.try_get("expires_at")?,
+                    }));
+                }
+                let spent: Option<String> =
+                    sqlx::query_scalar("SELECT grant_id FROM auth_codes WHERE hash = $1 AND consumed_at IS NOT NULL")
+                        .bind(&hash.0)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                Ok(match spent {
+                    Some(grant_id) => Redeem::AlreadyUsed { grant_id },
+                    None => Redeem::Unknown,
+                })
+            }
+
+            async fn consent(&self, user_id: Uuid, client_id: &str) -> Result<Option<ScopeSet>, StoreError> {
+                let scope: Option<String> =
+                    sqlx::query_scalar("SELECT scope FROM consents WHERE user_id = $1 AND client_id = $2")
+                        .bind(user_id.to_string())
+                        .bind(client_id)
+                        .fetch_optional(&self.pool)
+                        .await?;
+                scope.map(|s| ScopeSet::parse(&s).map_err(|_| corrupt("scope"))).transpose()
+            }
+
+            async fn save_consent(&self, user_id: Uuid, client_id: &str, scope: &ScopeSet, now: UnixTime) -> Result<(), StoreError> {
+                sqlx::query(
+                    "INSERT INTO consents (user_id, client_id, scope, created_at) VALUES ($1, $2, $3, $4) \
+                     ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, created_at = excluded.created_at",
+                )
+                .bind(user_id.to_string())
+                .bind(client_id)
+                .bind(scope.to_string())
+                .bind(now)
+                .execute(&self.pool)
+                .await?;
                 Ok(())
             }
 
@@ -613,7 +864,18 @@ macro_rules! sql_store {
                 .execute(&self.pool)
                 .await?
                 .rows_affected();
-                Ok(Purged { refresh_tokens, grants, revoked_access_tokens, throttle })
+                let mut browser = 0;
+                for (table, key) in [("sessions", "id"), ("auth_requests", "id"), ("auth_codes", "hash")] {
+                    browser += sqlx::query(&format!(
+                        "DELETE FROM {table} WHERE {key} IN (SELECT {key} FROM {table} WHERE expires_at < $1 LIMIT $2)"
+                    ))
+                    .bind(c.now)
+                    .bind(c.batch)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected();
+                }
+                Ok(Purged { refresh_tokens, grants, revoked_access_tokens, throttle, browser })
             }
         }
     };
