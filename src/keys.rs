@@ -62,7 +62,8 @@ impl std::fmt::Debug for LoadedKey {
 }
 
 impl LoadedKey {
-    fn parse(rec: &SigningKeyRecord) -> Result<LoadedKey, KeyError> {
+    /// Parses a stored record (private key and public JWK) into a key that signs.
+    pub fn parse(rec: &SigningKeyRecord) -> Result<LoadedKey, KeyError> {
         let bad = || KeyError::Parse(rec.kid.clone());
         let signer = match rec.alg {
             KeyAlg::RS256 => {

@@ -1,0 +1,484 @@
+#!/usr/bin/env python3
+"""Latchkey vs node-oidc-provider, side by side on loopback. Started by bench/run.sh, which
+builds and installs everything first; see bench/README.md.
+
+Every case is bounded in time (oha -z, or the driver's --secs), warmed up (not in --smoke),
+and run twice at 32 connections and twice at 1 (once each in --smoke). Server CPU comes from
+/proc/PID/stat over the run, peak RSS from VmHWM after resetting it (/proc/PID/clear_refs).
+"""
+import argparse
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+WORK = HERE / "work"
+LATCHKEY = ROOT / "target" / "release" / "latchkey"
+OHA = WORK / "loadgen" / "root" / "bin" / "oha"
+DRIVER = WORK / "target" / "release" / "latchkey-bench-driver"
+PEER = WORK / "peer"
+RAW = WORK / "results"
+
+PEPPER = "bench-pepper-7d3c1f0a9b8e4d2c6a5f0e1d3c2b1a09"  # fixed so seeded secrets verify
+SEED_SECRET = "bench-seeded-client-secret-0123456789abcdef"
+PASSWORD = "bench-password-correct-horse"
+API = "https://api.bench.local"
+SCALE = {"clients": 100_000, "users": 100_000, "tokens": 1_000_000}
+SMOKE_SCALE = {"clients": 1_000, "users": 1_000, "tokens": 10_000}
+PG_ADMIN = os.environ.get("BENCH_PG_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+HZ = os.sysconf("SC_CLK_TCK")
+DEADLINE_ERRORS = ("aborted due to deadline",)
+
+children = []  # Popen objects we started and must stop
+pg_dbs = []  # PostgreSQL databases we created and must drop
+
+
+def log(msg):
+    print(msg, flush=True)
+
+
+# ---------------------------------------------------------------- processes and /proc
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_ticks(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime (fields 14, 15)
+
+
+def status_kib(pid, key):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+class RssWatch:
+    """Peak RSS over a window: VmHWM after a reset, with a 50 ms VmRSS sampler as fallback."""
+
+    def __init__(self, pid):
+        self.pid, self.peak, self.stop = pid, 0, threading.Event()
+        try:
+            with open(f"/proc/{pid}/clear_refs", "w") as f:
+                f.write("5")
+            self.reset = True
+        except OSError:
+            self.reset = False
+        self.thread = threading.Thread(target=self._sample, daemon=True)
+        self.thread.start()
+
+    def _sample(self):
+        while not self.stop.wait(0.05):
+            try:
+                self.peak = max(self.peak, status_kib(self.pid, "VmRSS"))
+            except OSError:
+                return
+
+    def done(self):
+        self.stop.set()
+        self.thread.join()
+        hwm = status_kib(self.pid, "VmHWM") if self.reset else 0
+        return max(self.peak, hwm) / 1024
+
+
+def wait_http(url, secs=20):
+    end = time.time() + secs
+    while time.time() < end:
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"{url} did not answer within {secs}s")
+
+
+def stop_process(p, grace=10):
+    if p.poll() is None:
+        p.send_signal(signal.SIGTERM)
+        try:
+            p.wait(grace)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+
+
+def cleanup():
+    for p in reversed(children):
+        stop_process(p)
+    children.clear()
+    if (PEER / "server.pid").exists():
+        subprocess.run([str(PEER / "stop.sh")], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for name in pg_dbs:
+        psql(PG_ADMIN, f"DROP DATABASE IF EXISTS {name} WITH (FORCE)", check=False)
+    pg_dbs.clear()
+
+
+def psql(url, sql, check=True):
+    return subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", url, "-c", sql],
+                          check=check, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+
+
+# ---------------------------------------------------------------- HTTP helpers
+
+def basic(client_id, secret):
+    raw = f"{urllib.parse.quote(client_id, safe='')}:{urllib.parse.quote(secret, safe='')}"
+    return "Basic " + base64.b64encode(raw.encode()).decode()
+
+
+def post_form(url, form, auth):
+    req = urllib.request.Request(url, data=urllib.parse.urlencode(form).encode(), method="POST",
+                                 headers={"Authorization": auth,
+                                          "Content-Type": "application/x-www-form-urlencoded"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.load(r)
+
+
+# ---------------------------------------------------------------- servers
+
+class Latchkey:
+    """One `latchkey serve` over a fresh store (SQLite file in its own folder, or a new
+    PostgreSQL database), with a bench client and user created through the CLI."""
+
+    def __init__(self, db, alg, tag, scale=None, bench_tokens=1000):
+        self.db, self.alg, self.tag = db, alg, tag
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.dir = WORK / "run" / tag
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self.dir.mkdir(parents=True)
+        self.env = dict(os.environ,
+                        LATCHKEY_LISTEN=f"127.0.0.1:{self.port}", LATCHKEY_ISSUER=self.base,
+                        LATCHKEY_KEYS__ALGORITHM=alg, LATCHKEY_LOG_LEVEL="warn",
+                        LATCHKEY_TOKENS__AUDIENCE=API, LATCHKEY_CLIENT_SECRET_PEPPER=PEPPER)
+        if db == "postgres":
+            self.pg_name = f"latchkey_bench_{os.getpid()}_{tag.replace('-', '_')}"
+            psql(PG_ADMIN, f"DROP DATABASE IF EXISTS {self.pg_name} WITH (FORCE)")
+            psql(PG_ADMIN, f"CREATE DATABASE {self.pg_name}")
+            pg_dbs.append(self.pg_name)
+            u = urllib.parse.urlsplit(PG_ADMIN)
+            self.env["LATCHKEY_DATABASE_URL"] = urllib.parse.urlunsplit(u._replace(path="/" + self.pg_name))
+        else:
+            self.env["LATCHKEY_DATABASE_URL"] = ""  # ./data/latchkey.db in self.dir
+        c = self.cli(["client", "create", "--name", "bench", "--grant-type", "client_credentials",
+                      "--grant-type", "password", "--grant-type", "refresh_token",
+                      "--scope", "api:read openid profile", "--resource", API, "--json"])
+        self.client_id, self.secret = c["client_id"], c["client_secret"]
+        u = self.cli(["user", "create", "--username", "bench-user", "--name", "Bench User",
+                      "--email", "bench-user@bench.local", "--password-stdin", "--json"], stdin=PASSWORD + "\n")
+        self.user_id = u["id"]
+        self.seed(scale, bench_tokens)
+        self.start()
+
+    def cli(self, args, stdin=None):
+        out = subprocess.run([str(LATCHKEY), *args], cwd=self.dir, env=self.env, input=stdin,
+                             capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
+
+    def seed(self, scale, bench_tokens):
+        scale = scale or {}
+        target = (["--sqlite", str(self.dir / "data" / "latchkey.db")] if self.db == "sqlite"
+                  else ["--postgres", self.env["LATCHKEY_DATABASE_URL"]])
+        args = [sys.executable, str(HERE / "seed.py"), *target, "--pepper", PEPPER,
+                "--secret", SEED_SECRET, "--bench-client", self.client_id, "--bench-user", self.user_id,
+                "--bench-tokens", str(bench_tokens)]
+        for k in ("clients", "users", "tokens"):
+            args += [f"--{k}", str(scale.get(k, 0))]
+        subprocess.run(args, check=True, stdout=None if scale else subprocess.DEVNULL)
+
+    def start(self):
+        self.log = open(self.dir / "server.log", "w")
+        self.proc = subprocess.Popen([str(LATCHKEY), "serve"], cwd=self.dir, env=self.env,
+                                     stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
+        children.append(self.proc)
+        wait_http(self.base + "/readyz")
+        time.sleep(1.0)
+        self.pid = self.proc.pid
+        self.idle_rss = status_kib(self.pid, "VmRSS") / 1024
+
+    def stop(self):
+        stop_process(self.proc)
+        children.remove(self.proc)
+        self.log.close()
+        if self.db == "postgres":
+            psql(PG_ADMIN, f"DROP DATABASE IF EXISTS {self.pg_name} WITH (FORCE)", check=False)
+            pg_dbs.remove(self.pg_name)
+
+    def auth(self):
+        return basic(self.client_id, self.secret)
+
+    def token(self, form, auth=None):
+        return post_form(self.base + "/token", form, auth or self.auth())
+
+
+class Peer:
+    """node-oidc-provider through the peer's own run.sh/stop.sh (copied to bench/work/peer)."""
+
+    def __init__(self, alg):
+        self.alg, self.port = alg, free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        env = dict(os.environ, PORT=str(self.port))
+        subprocess.run([str(PEER / "run.sh"), alg], env=env, check=True, stdout=subprocess.DEVNULL)
+        self.pid = int((PEER / "server.pid").read_text())
+        time.sleep(0.5)
+        self.idle_rss = status_kib(self.pid, "VmRSS") / 1024
+
+    def stop(self):
+        subprocess.run([str(PEER / "stop.sh")], check=True, stdout=subprocess.DEVNULL)
+
+    def auth(self):
+        return basic("bench-client", "bench-secret")
+
+
+# ---------------------------------------------------------------- load
+
+def measure(label, pid, cmd, secs):
+    """Runs one load command (oha or the driver, both printing oha-shaped JSON) against `pid`."""
+    rss = RssWatch(pid)
+    t0, s0 = cpu_ticks(pid), time.time()
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=secs + 60)
+    t1, s1 = cpu_ticks(pid), time.time()
+    peak = rss.done()
+    RAW.mkdir(parents=True, exist_ok=True)
+    (RAW / f"{label}.json").write_text(out.stdout)
+    if out.returncode != 0:
+        raise RuntimeError(f"{label}: load generator failed: {out.stderr.strip()[:400]}")
+    d = json.loads(out.stdout)
+    sc = d.get("statusCodeDistribution") or {}
+    ok = sum(v for k, v in sc.items() if k.startswith("2"))
+    total = d["summary"]["total"]
+    errs = sum(v for k, v in sc.items() if not k.startswith("2"))
+    errs += sum(v for k, v in (d.get("errorDistribution") or {}).items()
+                if not any(k.startswith(x) for x in DEADLINE_ERRORS))
+    lp = d.get("latencyPercentiles") or {}
+    return {"rps": ok / total, "p50": (lp.get("p50") or 0) * 1000, "p99": (lp.get("p99") or 0) * 1000,
+            "ok": ok, "errors": errs, "cpu": (t1 - t0) / HZ / (s1 - s0) * 100, "rss": peak}
+
+
+def oha_cmd(secs, conns, spec):
+    cmd = [str(OHA), "-z", f"{secs}s", "-c", str(conns), "--worker-threads", "2", "--no-tui",
+           "--output-format", "json"]
+    if spec.get("method"):
+        cmd += ["-m", spec["method"]]
+    if spec.get("auth"):
+        cmd += ["-H", f"Authorization: {spec['auth']}"]
+    for h in spec.get("headers", []):
+        cmd += ["-H", h]
+    if spec.get("body") is not None:
+        cmd += ["-T", "application/x-www-form-urlencoded", "-d", spec["body"]]
+    return cmd + [spec["url"]]
+
+
+class Runner:
+    def __init__(self, mode):
+        self.mode = mode
+        self.secs = {"full": 10, "quick": 3, "smoke": 1}[mode]
+        self.c1_secs = {"full": 5, "quick": 2, "smoke": 1}[mode]
+        self.warm = {"full": 2, "quick": 1, "smoke": 0}[mode]
+        self.reps = 1 if mode == "smoke" else 2
+        self.rows = []  # dicts: scenario, server, store, conns, runs[], note
+        self.driver_cursor = 0
+        self.code_flow_advertised = False
+
+    def cmd(self, spec, secs, conns):
+        if spec["kind"] == "oha":
+            return oha_cmd(secs, conns, spec)
+        # refresh chains: each invocation gets fresh seeded tokens
+        first = self.driver_cursor
+        self.driver_cursor += conns + spec["spare"]
+        return [str(DRIVER), "refresh", "--url", spec["url"], "--auth", spec["auth"],
+                "--prefix", "bench-rt-", "--first", str(first), "--spare", str(spec["spare"]),
+                "--conns", str(conns), "--secs", str(secs)]
+
+    def case(self, scenario, server, store, pid, spec, conns_list=(32, 1), extra=None):
+        tag = f"{server}-{store}-{scenario}".replace(" ", "_").replace("/", "_")
+        if self.warm:
+            measure(f"warm-{tag}", pid, self.cmd(spec, self.warm, 32), self.warm)
+        for conns in conns_list:
+            secs = self.secs if conns > 1 else self.c1_secs
+            runs = [measure(f"{tag}-c{conns}-r{r}", pid, self.cmd(spec, secs, conns), secs)
+                    for r in range(1, self.reps + 1)]
+            row = {"scenario": scenario, "server": server, "store": store, "conns": conns,
+                   "runs": runs, **(extra or {})}
+            self.rows.append(row)
+            m = mean(runs, "rps")
+            log(f"  {scenario:<28} {server:<9} {store:<8} c{conns:<3} {m:>9.0f} rps  "
+                f"p50 {mean(runs, 'p50'):6.2f} ms  p99 {mean(runs, 'p99'):7.2f} ms  "
+                f"err {sum(r['errors'] for r in runs)}  cpu {mean(runs, 'cpu'):.0f}%  "
+                f"rss {max(r['rss'] for r in runs):.0f} MiB")
+
+    def mixed(self, lk, store, base_spec, load_spec):
+        """client_credentials at 1 connection while the password grant runs flat out."""
+        secs = self.secs
+        bg = subprocess.Popen(oha_cmd(secs + 2, 32, load_spec), stdout=subprocess.DEVNULL)
+        children.append(bg)
+        try:
+            time.sleep(1)
+            runs = [measure(f"latchkey-{store}-cc-under-password-r1", lk.pid,
+                            oha_cmd(secs, 1, base_spec), secs)]
+        finally:
+            bg.wait(secs + 30)
+            children.remove(bg)
+        self.rows.append({"scenario": "client_credentials ES256 during password load",
+                          "server": "latchkey", "store": store, "conns": 1, "runs": runs})
+        log(f"  cc ES256 c1 during password c32 ({store}): p99 {runs[0]['p99']:.2f} ms")
+
+
+def mean(runs, key):
+    return sum(r[key] for r in runs) / len(runs) if runs else 0.0
+
+
+# ---------------------------------------------------------------- scenarios
+
+def token_spec(base, auth, body="grant_type=client_credentials&scope=api:read"):
+    return {"kind": "oha", "method": "POST", "url": base + "/token", "auth": auth, "body": body}
+
+
+def get_spec(url, auth=None):
+    return {"kind": "oha", "url": url, "auth": auth}
+
+
+def user_token(lk, username="bench-user", auth=None):
+    return lk.token({"grant_type": "password", "username": username, "password": PASSWORD,
+                     "scope": "openid profile api:read"}, auth)
+
+
+def run_peer(r, alg, infos):
+    log(f"peer {alg}")
+    peer = Peer(alg)
+    infos[f"peer-{alg}"] = peer.idle_rss
+    try:
+        r.case(f"client_credentials {alg}", "peer", "memory", peer.pid, token_spec(peer.base, peer.auth()))
+        if alg == "RS256":
+            r.case("jwks", "peer", "memory", peer.pid, get_spec(peer.base + "/jwks"))
+            r.case("discovery", "peer", "memory", peer.pid,
+                   get_spec(peer.base + "/.well-known/openid-configuration"))
+            tok = post_form(peer.base + "/token", {"grant_type": "client_credentials", "scope": "api:read",
+                                                   "resource": "https://opaque.bench.local"}, peer.auth())
+            spec = {"kind": "oha", "method": "POST", "url": peer.base + "/token/introspection",
+                    "auth": peer.auth(), "body": "token=" + tok["access_token"]}
+            r.case("introspection", "peer", "memory", peer.pid, spec,
+                   extra={"note": "opaque token (the peer cannot introspect its JWTs)"})
+    finally:
+        peer.stop()
+
+
+def run_latchkey(r, store, alg, infos, scenarios):
+    log(f"latchkey {alg} on {store}")
+    lk = Latchkey(store, alg, f"{store}-{alg}")
+    infos[f"latchkey-{store}-{alg}"] = lk.idle_rss
+    try:
+        cc = token_spec(lk.base, lk.auth())
+        with urllib.request.urlopen(lk.base + "/.well-known/openid-configuration", timeout=5) as d:
+            r.code_flow_advertised = "authorization_endpoint" in json.load(d)
+        if "cc" in scenarios:
+            r.case(f"client_credentials {alg}", "latchkey", store, lk.pid, cc)
+        if "jwks" in scenarios:
+            r.case("jwks", "latchkey", store, lk.pid, get_spec(lk.base + "/jwks"))
+            r.case("discovery", "latchkey", store, lk.pid, get_spec(lk.base + "/.well-known/openid-configuration"))
+        if "introspect" in scenarios:
+            tok = lk.token({"grant_type": "client_credentials", "scope": "api:read"})["access_token"]
+            spec = {"kind": "oha", "method": "POST", "url": lk.base + "/introspect", "auth": lk.auth(),
+                    "body": "token=" + tok}
+            name = "introspection" if alg == "RS256" else f"introspection {alg}"
+            r.case(name, "latchkey", store, lk.pid, spec, extra={"note": f"JWT access token ({alg})"})
+        if "user" in scenarios:
+            pw_body = urllib.parse.urlencode({"grant_type": "password", "username": "bench-user",
+                                              "password": PASSWORD, "scope": "openid profile api:read"})
+            pw = token_spec(lk.base, lk.auth(), pw_body)
+            r.case("password", "latchkey", store, lk.pid, pw, extra={"note": "argon2id m=19MiB t=2; ES256 tokens"})
+            r.mixed(lk, store, cc, pw)
+            refresh = {"kind": "driver", "url": lk.base + "/token", "auth": lk.auth(), "spare": 32}
+            r.case("refresh", "latchkey", store, lk.pid, refresh,
+                   extra={"note": "rotation on; each request presents the token the last one returned"})
+            at = user_token(lk)["access_token"]
+            r.case("userinfo", "latchkey", store, lk.pid,
+                   get_spec(lk.base + "/userinfo", "Bearer " + at), extra={"note": "ES256"})
+    finally:
+        lk.stop()
+
+
+def run_scale(r, store, infos, counts):
+    log(f"latchkey ES256 on {store}, scale store {counts}")
+    lk = Latchkey(store, "ES256", f"{store}-scale", scale=counts)
+    infos[f"latchkey-{store}-scale"] = lk.idle_rss
+    try:
+        seeded = basic("seed-client-050000" if counts["clients"] > 50000 else "seed-client-000500", SEED_SECRET)
+        r.case("client_credentials ES256", "latchkey", f"{store}+scale", lk.pid, token_spec(lk.base, seeded))
+        tok = lk.token({"grant_type": "client_credentials", "scope": "api:read"}, seeded)["access_token"]
+        spec = {"kind": "oha", "method": "POST", "url": lk.base + "/introspect", "auth": seeded, "body": "token=" + tok}
+        r.case("introspection ES256", "latchkey", f"{store}+scale", lk.pid, spec)
+        refresh = {"kind": "driver", "url": lk.base + "/token", "auth": lk.auth(), "spare": 32}
+        r.case("refresh", "latchkey", f"{store}+scale", lk.pid, refresh)
+        user = "seed-user-050000" if counts["users"] > 50000 else "seed-user-000500"
+        at = user_token(lk, user, seeded)["access_token"]
+        r.case("userinfo", "latchkey", f"{store}+scale", lk.pid, get_spec(lk.base + "/userinfo", "Bearer " + at))
+    finally:
+        lk.stop()
+
+
+def code_flow_available(r):
+    """The code-flow scenario applies once the endpoint exists and discovery advertises it."""
+    return (ROOT / "src" / "http" / "authorize.rs").exists() and r.code_flow_advertised
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--mode", choices=["full", "quick", "smoke"], default="full")
+    ap.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
+    ap.add_argument("--no-peer", action="store_true")
+    ap.add_argument("--no-scale", action="store_true")
+    ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    a = ap.parse_args()
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, lambda *_: sys.exit(130))
+    started = time.time()
+    r = Runner(a.mode)
+    infos = {}
+    stores = ["sqlite", "postgres"] if a.db == "both" else [a.db]
+    if "postgres" in stores and psql(PG_ADMIN, "SELECT 1", check=False).returncode != 0:
+        sys.exit(f"PostgreSQL is not reachable at {PG_ADMIN} (set BENCH_PG_URL or use --db sqlite)")
+    try:
+        if not a.no_peer:
+            for alg in ("RS256", "ES256", "EdDSA"):
+                run_peer(r, alg, infos)
+        for i, store in enumerate(stores):
+            first = i == 0
+            run_latchkey(r, store, "RS256", infos, {"cc", "introspect"} | ({"jwks"} if first else set()))
+            run_latchkey(r, store, "ES256", infos, {"cc", "introspect", "user"})
+            run_latchkey(r, store, "EdDSA", infos, {"cc"})
+        if not a.no_scale:
+            for store in stores:
+                run_scale(r, store, infos, SMOKE_SCALE if a.mode == "smoke" else SCALE)
+    finally:
+        cleanup()
+    wall = time.time() - started
+    import report  # noqa: E402  (bench/report.py)
+    Path(a.out).write_text(report.render(r, infos, a, wall, code_flow_available(r)))
+    log(f"wrote {a.out} ({wall:.0f}s of load and setup)")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    finally:
+        cleanup()
