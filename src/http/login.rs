@@ -18,7 +18,7 @@ use crate::oauth::{ErrorKind, OAuthError, Params, Password, ScopeSet};
 
 use super::authorize::{AuthzRequest, see_other};
 use super::extract::{PeerIp, is_form, read_body};
-use super::pages::{error_page, render};
+use super::pages::{error_page, render_redirecting_form};
 use super::{finish, session};
 
 #[derive(Template)]
@@ -59,28 +59,78 @@ fn forbidden(why: &'static str) -> Response {
 }
 
 /// The pending request `id` of the browser's session, its parsed request and client.
-async fn load(app: &AppState, headers: &HeaderMap, id: &str) -> Result<(Session, PendingRequest, AuthzRequest, Client), Response> {
+async fn load(
+    app: &AppState,
+    headers: &HeaderMap,
+    id: &str,
+) -> Result<(Session, PendingRequest, AuthzRequest, Client), Response> {
     let now = app.clock.now();
-    let sess = session::current(app, headers, now).await.map_err(|e| error_page(&e))?.ok_or_else(expired)?;
-    let pending = app.store.pending(id, now).await.map_err(|e| error_page(&e.into()))?.ok_or_else(expired)?;
+    let sess = session::current(app, headers, now)
+        .await
+        .map_err(|e| error_page(&e))?
+        .ok_or_else(expired)?;
+    let pending = app
+        .store
+        .pending(id, now)
+        .await
+        .map_err(|e| error_page(&e.into()))?
+        .ok_or_else(expired)?;
     if pending.session_id != sess.id {
         return Err(expired());
     }
     let req: AuthzRequest = serde_json::from_str(&pending.request).map_err(|_| expired())?;
-    let client = app.store.client(&req.client_id).await.map_err(|e| error_page(&e.into()))?.ok_or_else(expired)?;
+    let client = app
+        .store
+        .client(&req.client_id)
+        .await
+        .map_err(|e| error_page(&e.into()))?
+        .ok_or_else(expired)?;
     Ok((sess, pending, req, client))
 }
 
-fn login_page(app: &AppState, sess: &Session, id: &str, client: &Client, username: &str, error: Option<&str>) -> Response {
+fn login_page(
+    app: &AppState,
+    sess: &Session,
+    id: &str,
+    req: &AuthzRequest,
+    client: &Client,
+    username: &str,
+    error: Option<&str>,
+) -> Response {
     let csrf = session::csrf(app, &sess.id, &format!("login:{id}"));
-    let status = if error.is_some() { StatusCode::BAD_REQUEST } else { StatusCode::OK };
-    render(status, &LoginPage { client_name: &client.name, request_id: id, csrf: &csrf, username, error })
+    let status = if error.is_some() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::OK
+    };
+    let page = LoginPage {
+        client_name: &client.name,
+        request_id: id,
+        csrf: &csrf,
+        username,
+        error,
+    };
+    render_redirecting_form(status, &page, req.target.uri())
 }
 
-pub async fn login_get(State(app): State<Arc<AppState>>, Query(q): Query<RequestQuery>, headers: HeaderMap) -> Response {
-    let Some(id) = q.request else { return expired() };
+pub async fn login_get(
+    State(app): State<Arc<AppState>>,
+    Query(q): Query<RequestQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(id) = q.request else {
+        return expired();
+    };
     match load(&app, &headers, &id).await {
-        Ok((sess, _, req, client)) => login_page(&app, &sess, &id, &client, req.login_hint.as_deref().unwrap_or(""), None),
+        Ok((sess, _, req, client)) => login_page(
+            &app,
+            &sess,
+            &id,
+            &req,
+            &client,
+            req.login_hint.as_deref().unwrap_or(""),
+            None,
+        ),
         Err(res) => res,
     }
 }
@@ -89,20 +139,30 @@ pub async fn login_get(State(app): State<Arc<AppState>>, Query(q): Query<Request
 async fn form(req: Request) -> Result<(HeaderMap, Params), Response> {
     let headers = req.headers().clone();
     if !is_form(&headers) {
-        return Err(error_page(&OAuthError::invalid_request("the form must be application/x-www-form-urlencoded")));
+        return Err(error_page(&OAuthError::invalid_request(
+            "the form must be application/x-www-form-urlencoded",
+        )));
     }
-    let body = read_body(req.into_body()).await.map_err(|e| error_page(&e))?;
+    let body = read_body(req.into_body())
+        .await
+        .map_err(|e| error_page(&e))?;
     let params = Params::parse(&body).map_err(|e| error_page(&e))?;
     Ok((headers, params))
 }
 
-pub async fn login_post(State(app): State<Arc<AppState>>, PeerIp(peer): PeerIp, req: Request) -> Response {
+pub async fn login_post(
+    State(app): State<Arc<AppState>>,
+    PeerIp(peer): PeerIp,
+    req: Request,
+) -> Response {
     let (headers, p) = match form(req).await {
         Ok(x) => x,
         Err(res) => return res,
     };
-    let Some(id) = p.get("request") else { return expired() };
-    let (sess, _, _req, client) = match load(&app, &headers, id).await {
+    let Some(id) = p.get("request") else {
+        return expired();
+    };
+    let (sess, _, req, client) = match load(&app, &headers, id).await {
         Ok(x) => x,
         Err(res) => return res,
     };
@@ -112,7 +172,15 @@ pub async fn login_post(State(app): State<Arc<AppState>>, PeerIp(peer): PeerIp, 
     }
     let username = p.get("username").unwrap_or("");
     let Some(password) = p.get("password").filter(|_| !username.is_empty()) else {
-        return login_page(&app, &sess, id, &client, username, Some("Enter your username and password."));
+        return login_page(
+            &app,
+            &sess,
+            id,
+            &req,
+            &client,
+            username,
+            Some("Enter your username and password."),
+        );
     };
     let now = app.clock.now();
     let ctx = GrantCtx::new(&app, now, peer);
@@ -120,12 +188,14 @@ pub async fn login_post(State(app): State<Arc<AppState>>, PeerIp(peer): PeerIp, 
         Ok(u) => u,
         Err(e) => {
             let message = match e.kind {
-                ErrorKind::TooManyAttempts => "Too many failed attempts. Try again in a few minutes.",
+                ErrorKind::TooManyAttempts => {
+                    "Too many failed attempts. Try again in a few minutes."
+                }
                 ErrorKind::InvalidGrant => "The username or password is incorrect.",
                 ErrorKind::InvalidRequest => "The password is too long.",
                 _ => return error_page(&e),
             };
-            let mut res = login_page(&app, &sess, id, &client, username, Some(message));
+            let mut res = login_page(&app, &sess, id, &req, &client, username, Some(message));
             if e.kind == ErrorKind::TooManyAttempts {
                 *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
             }
@@ -161,21 +231,40 @@ fn describe(scope: &str) -> String {
     }
 }
 
-pub async fn consent_get(State(app): State<Arc<AppState>>, Query(q): Query<RequestQuery>, headers: HeaderMap) -> Response {
-    let Some(id) = q.request else { return expired() };
+pub async fn consent_get(
+    State(app): State<Arc<AppState>>,
+    Query(q): Query<RequestQuery>,
+    headers: HeaderMap,
+) -> Response {
+    let Some(id) = q.request else {
+        return expired();
+    };
     let (sess, _, req, client) = match load(&app, &headers, &id).await {
         Ok(x) => x,
         Err(res) => return res,
     };
-    let Some(user_id) = sess.user_id else { return see_other(&format!("/login?request={id}")) };
+    let Some(user_id) = sess.user_id else {
+        return see_other(&format!("/login?request={id}"));
+    };
     let username = match app.store.user(user_id).await {
         Ok(Some(u)) => u.username,
         Ok(None) => return expired(),
         Err(e) => return error_page(&e.into()),
     };
-    let scopes = ScopeSet::parse(&req.scope).unwrap_or_default().iter().map(describe).collect();
+    let scopes = ScopeSet::parse(&req.scope)
+        .unwrap_or_default()
+        .iter()
+        .map(describe)
+        .collect();
     let csrf = session::csrf(&app, &sess.id, &format!("consent:{id}"));
-    render(StatusCode::OK, &ConsentPage { client_name: &client.name, request_id: &id, csrf: &csrf, scopes, username: &username })
+    let page = ConsentPage {
+        client_name: &client.name,
+        request_id: &id,
+        csrf: &csrf,
+        scopes,
+        username: &username,
+    };
+    render_redirecting_form(StatusCode::OK, &page, req.target.uri())
 }
 
 pub async fn consent_post(State(app): State<Arc<AppState>>, req: Request) -> Response {
@@ -183,7 +272,9 @@ pub async fn consent_post(State(app): State<Arc<AppState>>, req: Request) -> Res
         Ok(x) => x,
         Err(res) => return res,
     };
-    let Some(id) = p.get("request") else { return expired() };
+    let Some(id) = p.get("request") else {
+        return expired();
+    };
     let (sess, _, areq, client) = match load(&app, &headers, id).await {
         Ok(x) => x,
         Err(res) => return res,
@@ -191,7 +282,9 @@ pub async fn consent_post(State(app): State<Arc<AppState>>, req: Request) -> Res
     if !session::csrf_ok(&app, &sess.id, &format!("consent:{id}"), p.get("csrf")) {
         return forbidden("the form has expired; go back to the application and start again");
     }
-    let Some(user_id) = sess.user_id else { return expired() };
+    let Some(user_id) = sess.user_id else {
+        return expired();
+    };
     let now = app.clock.now();
     // One decision per request: a second submission finds nothing to take.
     match app.store.take_pending(id, &sess.id, now).await {
@@ -203,11 +296,18 @@ pub async fn consent_post(State(app): State<Arc<AppState>>, req: Request) -> Res
     match p.get("decision") {
         Some("approve") => {
             let scope = ScopeSet::parse(&areq.scope).unwrap_or_default();
-            if let Err(e) = app.store.save_consent(user_id, &client.id, &scope, now).await {
+            if let Err(e) = app
+                .store
+                .save_consent(user_id, &client.id, &scope, now)
+                .await
+            {
                 return areq.fail(issuer, e.into());
             }
             finish::answer(&app, &areq, &client, &sess, now).await
         }
-        _ => areq.fail(issuer, OAuthError::access_denied("the user denied the request")),
+        _ => areq.fail(
+            issuer,
+            OAuthError::access_denied("the user denied the request"),
+        ),
     }
 }

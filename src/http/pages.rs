@@ -19,8 +19,14 @@ pub fn secure(mut res: Response, csp: &str) -> Response {
     }
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     res
 }
 
@@ -28,6 +34,28 @@ pub fn secure(mut res: Response, csp: &str) -> Response {
 pub fn render(status: StatusCode, t: &impl Template) -> Response {
     match t.render() {
         Ok(html) => secure((status, Html(html)).into_response(), PAGE_CSP),
+        Err(e) => error_page(&OAuthError::server_error(e)),
+    }
+}
+
+/// Renders a page whose form submission ends in a redirect to `redirect_uri`: browsers
+/// apply CSP form-action to the redirects that follow a submission too.
+pub fn render_redirecting_form(
+    status: StatusCode,
+    t: &impl Template,
+    redirect_uri: &str,
+) -> Response {
+    let source = match url::Url::parse(redirect_uri) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => u.origin().ascii_serialization(),
+        Ok(u) => format!("{}:", u.scheme()),
+        Err(_) => String::new(),
+    };
+    let csp = PAGE_CSP.replace(
+        "form-action 'self'",
+        &format!("form-action 'self' {source}"),
+    );
+    match t.render() {
+        Ok(html) => secure((status, Html(html)).into_response(), &csp),
         Err(e) => error_page(&OAuthError::server_error(e)),
     }
 }
@@ -47,12 +75,19 @@ pub fn error_page(e: &OAuthError) -> Response {
         503 => StatusCode::SERVICE_UNAVAILABLE,
         _ => StatusCode::BAD_REQUEST,
     };
-    let page = ErrorPage { message: &e.description, code: e.code() };
+    let page = ErrorPage {
+        message: &e.description,
+        code: e.code(),
+    };
     let mut res = match page.render() {
         Ok(html) => secure((status, Html(html)).into_response(), PAGE_CSP),
         Err(_) => secure((status, "error").into_response(), PAGE_CSP),
     };
-    res.extensions_mut().insert(LogNote { client_id: None, error: Some(e.code()), cause: e.cause.clone() });
+    res.extensions_mut().insert(LogNote {
+        client_id: None,
+        error: Some(e.code()),
+        cause: e.cause.clone(),
+    });
     res
 }
 
@@ -67,11 +102,19 @@ struct FormPost<'a> {
 /// OAuth 2.0 Form Post Response Mode §2: an auto-submitting form to the redirect URI.
 pub fn form_post(action: &str, fields: &[(String, String)]) -> Response {
     let nonce = crate::secrets::random_b64(16).unwrap_or_default();
-    let origin = url::Url::parse(action).map(|u| u.origin().ascii_serialization()).unwrap_or_default();
+    let origin = url::Url::parse(action)
+        .map(|u| u.origin().ascii_serialization())
+        .unwrap_or_default();
     let csp = format!(
         "default-src 'none'; script-src 'nonce-{nonce}'; form-action {origin}; frame-ancestors 'none'; base-uri 'none'"
     );
-    match (FormPost { action, fields, nonce: &nonce }).render() {
+    match (FormPost {
+        action,
+        fields,
+        nonce: &nonce,
+    })
+    .render()
+    {
         Ok(html) => secure((StatusCode::OK, Html(html)).into_response(), &csp),
         Err(e) => error_page(&OAuthError::server_error(e)),
     }
@@ -81,8 +124,17 @@ pub fn form_post(action: &str, fields: &[(String, String)]) -> Response {
 pub async fn stylesheet() -> Response {
     let mut res = include_str!("../../static/latchkey.css").into_response();
     let h = res.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/css; charset=utf-8"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("public, max-age=3600"));
-    h.insert(header::X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/css; charset=utf-8"),
+    );
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=3600"),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
     res
 }
