@@ -18,7 +18,10 @@ impl PgStore {
     pub async fn connect(url: &str, settings: PoolSettings) -> Result<Self, super::StoreError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| super::StoreError::Other(format!("bad PostgreSQL URL: {e}")))?
-            .application_name("latchkey");
+            .application_name("latchkey")
+            // NOTICEs ("relation already exists, skipping" on every migrate) would reach
+            // the log and every CLI command's stderr; warnings and errors still do.
+            .options([("client_min_messages", "warning")]);
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)
