@@ -125,8 +125,12 @@ impl AppState {
     }
 
     pub fn cors_allows(&self, origin: &HeaderValue) -> bool {
-        let Ok(origin) = origin.to_str() else { return false };
-        self.cors_origins.read().is_ok_and(|set| set.contains(origin))
+        let Ok(origin) = origin.to_str() else {
+            return false;
+        };
+        self.cors_origins
+            .read()
+            .is_ok_and(|set| set.contains(origin))
     }
 
     /// The discovery document, re-serialised only when the key view changes.
@@ -252,9 +256,25 @@ pub async fn serve(state: Arc<AppState>) -> Result<(), StartError> {
     tracing::info!(listen = %local, issuer = %state.config.issuer, store = state.store.backend(), "latchkey is serving");
     let background = spawn_background(state.clone());
     let app = router(state.clone()).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await;
+    // On SIGTERM: stop accepting, let requests in flight finish, but no longer than the
+    // drain deadline (a stuck client must not keep the process alive).
+    let stopping = Arc::new(tokio::sync::Notify::new());
+    let signal = {
+        let stopping = stopping.clone();
+        async move {
+            shutdown_signal().await;
+            stopping.notify_one();
+        }
+    };
+    let deadline = async {
+        stopping.notified().await;
+        tokio::time::sleep(Duration::from_secs(state.config.shutdown_grace_secs)).await;
+        tracing::warn!("drain deadline passed; exiting with requests still open");
+    };
+    let result = tokio::select! {
+        r = axum::serve(listener, app).with_graceful_shutdown(signal) => r,
+        () = deadline => Ok(()),
+    };
     for task in background {
         task.abort();
     }
