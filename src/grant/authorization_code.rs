@@ -4,14 +4,19 @@
 use uuid::Uuid;
 
 use crate::client_auth::AuthenticatedClient;
-use crate::model::{AuthCodeRecord, CodeBinding, Client, Grant, Redeem, User};
+use crate::model::{AuthCodeRecord, Client, CodeBinding, Grant, Redeem, User};
 use crate::oauth::{GrantType, OAuthError, Params, ScopeSet, pkce};
 use crate::secrets;
 
 use super::{GrantCtx, IdTokenFor, TokenResponse, audience, user_tokens};
 
 /// Mints a single-use, short-lived code bound to client, user and request; stores its hash.
-pub async fn issue_code(ctx: &GrantCtx<'_>, client: &Client, user: &User, binding: CodeBinding) -> Result<String, OAuthError> {
+pub async fn issue_code(
+    ctx: &GrantCtx<'_>,
+    client: &Client,
+    user: &User,
+    binding: CodeBinding,
+) -> Result<String, OAuthError> {
     let code = secrets::random_token().map_err(OAuthError::server_error)?;
     let code_expires_at = ctx.now + ctx.app.config.tokens.code_ttl_secs;
     // The grant exists from now on (short-lived until redeemed), so that a replay racing
@@ -43,7 +48,11 @@ fn invalid(why: &'static str) -> OAuthError {
     OAuthError::invalid_grant(why)
 }
 
-pub async fn handle(ctx: &GrantCtx<'_>, client: &AuthenticatedClient, p: &Params) -> Result<TokenResponse, OAuthError> {
+pub async fn handle(
+    ctx: &GrantCtx<'_>,
+    client: &AuthenticatedClient,
+    p: &Params,
+) -> Result<TokenResponse, OAuthError> {
     let app = ctx.app;
     let c = client.client();
     let code = p.required("code")?;
@@ -54,12 +63,18 @@ pub async fn handle(ctx: &GrantCtx<'_>, client: &AuthenticatedClient, p: &Params
     }
     let aud = audience(ctx, c, p)?;
     // RFC 6749 §4.1.2: single use. The code is spent here, whatever follows.
-    let record = match app.store.redeem_code(&secrets::token_hash(code), ctx.now).await? {
+    let record = match app
+        .store
+        .redeem_code(&secrets::token_hash(code), ctx.now)
+        .await?
+    {
         Redeem::Redeemed(r) => r,
         Redeem::AlreadyUsed { grant_id } => {
             // RFC 6749 §4.1.2: a replay revokes what the first redemption issued.
             app.store.revoke_grant(&grant_id, ctx.now).await?;
-            return Err(invalid("the code was already used; the tokens it issued are revoked"));
+            return Err(invalid(
+                "the code was already used; the tokens it issued are revoked",
+            ));
         }
         Redeem::Unknown => return Err(invalid("the code is invalid or expired")),
     };
@@ -72,7 +87,11 @@ pub async fn handle(ctx: &GrantCtx<'_>, client: &AuthenticatedClient, p: &Params
     match p.get("redirect_uri") {
         Some(r) if r == b.redirect_uri => {}
         None if !b.redirect_uri_sent => {}
-        _ => return Err(invalid("redirect_uri does not match the authorization request")),
+        _ => {
+            return Err(invalid(
+                "redirect_uri does not match the authorization request",
+            ));
+        }
     }
     // RFC 7636 §4.6: the verifier must match the challenge; none may be sent without one.
     match (&b.code_challenge, verifier) {
@@ -96,17 +115,30 @@ pub async fn handle(ctx: &GrantCtx<'_>, client: &AuthenticatedClient, p: &Params
     };
     let scope = ScopeSet::parse(&b.scope)?;
     let tokens = &app.config.tokens;
-    let expires_at = ctx.now + c.refresh_absolute_ttl.unwrap_or(tokens.refresh_absolute_ttl_secs);
+    let expires_at = ctx.now
+        + c.refresh_absolute_ttl
+            .unwrap_or(tokens.refresh_absolute_ttl_secs);
     let refresh = if c.grant_types.contains(&GrantType::RefreshToken) {
         Some(secrets::random_token().map_err(OAuthError::server_error)?)
     } else {
         None
     };
     let idle = c.refresh_idle_ttl.unwrap_or(tokens.refresh_idle_ttl_secs);
-    let row = refresh.as_ref().map(|rt| (secrets::token_hash(rt), (ctx.now + idle).min(expires_at)));
-    if !app.store.activate_grant(&record.grant_id, expires_at, row.as_ref().map(|(h, e)| (h, *e)), ctx.now).await? {
-        return Err(invalid("the code was already used; the tokens it issued are revoked"));
-    }
+    let row = refresh
+        .as_ref()
+        .map(|rt| (secrets::token_hash(rt), (ctx.now + idle).min(expires_at)));
+    let activated = app
+        .store
+        .activate_grant(
+            &record.grant_id,
+            expires_at,
+            row.as_ref().map(|(h, e)| (h, *e)),
+            ctx.now,
+        )
+        .await?;
+    // RFC 6749 §4.1.2: this is the first use, so it is answered. A replay that raced it has
+    // already revoked the grant: the access token is born dead and no refresh token exists.
+    let refresh = refresh.filter(|_| activated);
     let t = IdTokenFor {
         user: &user,
         scope: &scope,

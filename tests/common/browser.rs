@@ -179,3 +179,322 @@ pub fn code_request(client: &TestClient, scope: &str) -> (Vec<(String, String)>,
 pub fn as_refs(v: &[(String, String)]) -> Vec<(&str, &str)> {
     v.iter().map(|(a, b)| (a.as_str(), b.as_str())).collect()
 }
+
+// ---- Helpers for the /authorize, code, pages, OIDC, CORS and logout suites (issue 5) ----
+
+use latchkey::admin::NewClient;
+use latchkey::oauth::GrantType;
+
+/// The registered redirect URI of the clients these helpers make.
+pub const CB: &str = "https://app.example/cb";
+
+/// Decodes the HTML escapes askama writes (`&#34;`, `&#38;`, `&#39;`, `&#60;`, `&#62;`),
+/// numeric escapes in general and the common named ones.
+pub fn unescape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(i) = rest.find('&') {
+        out.push_str(&rest[..i]);
+        rest = &rest[i..];
+        let Some(end) = rest.find(';').filter(|e| *e <= 10) else {
+            out.push('&');
+            rest = &rest[1..];
+            continue;
+        };
+        let entity = &rest[1..end];
+        let decoded = match entity {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            _ => entity
+                .strip_prefix("#x")
+                .or_else(|| entity.strip_prefix("#X"))
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .or_else(|| entity.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match decoded {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[end + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Every `<input type="hidden" name=".." value="..">` of a page, in order, unescaped.
+pub fn hidden_fields(html: &str) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut rest = html;
+    while let Some(i) = rest.find("<input type=\"hidden\" name=\"") {
+        rest = &rest[i + "<input type=\"hidden\" name=\"".len()..];
+        let name_end = rest.find('"').unwrap();
+        let name = unescape(&rest[..name_end]);
+        rest = &rest[name_end..];
+        let v = rest.find("value=\"").unwrap() + "value=\"".len();
+        rest = &rest[v..];
+        let value_end = rest.find('"').unwrap();
+        out.push((name, unescape(&rest[..value_end])));
+        rest = &rest[value_end..];
+    }
+    out
+}
+
+/// The (unescaped) `action` of the first form of a page.
+pub fn form_action(html: &str) -> Option<String> {
+    let start = html.find("action=\"")? + "action=\"".len();
+    let end = html[start..].find('"')? + start;
+    Some(unescape(&html[start..end]))
+}
+
+/// The `lk_session` value a response sets (not a clearing one), if any.
+pub fn session_cookie(res: &Res) -> Option<String> {
+    res.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .filter_map(|v| v.strip_prefix("lk_session="))
+        .map(|v| v.split(';').next().unwrap_or("").to_owned())
+        .find(|v| !v.is_empty())
+}
+
+/// All `Set-Cookie` headers of a response.
+pub fn set_cookies(res: &Res) -> Vec<String> {
+    res.headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .collect()
+}
+
+/// How an authorization response reached the client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    Query,
+    Fragment,
+    FormPost,
+}
+
+/// The parameters of an authorization response sent to `redirect_uri`: a 303 whose
+/// Location starts with it (query or fragment), or a 200 form_post page posting to it.
+/// Parameters already in the registered URI's query are left out. Panics otherwise.
+#[track_caller]
+pub fn response_params(res: &Res, redirect_uri: &str) -> (Delivery, Vec<(String, String)>) {
+    if res.status == 200 {
+        assert_eq!(
+            form_action(&res.text).as_deref(),
+            Some(redirect_uri),
+            "form_post action: {}",
+            res.text
+        );
+        assert!(res.header("location").is_none());
+        return (Delivery::FormPost, hidden_fields(&res.text));
+    }
+    assert_eq!(res.status, 303, "a redirect to the client: {}", res.text);
+    let loc = res.header("location").expect("Location");
+    let rest = loc
+        .strip_prefix(redirect_uri)
+        .unwrap_or_else(|| panic!("{loc} does not start with {redirect_uri}"));
+    let registered: Vec<(String, String)> = redirect_uri
+        .split_once('?')
+        .map(|(_, q)| {
+            url::form_urlencoded::parse(q.as_bytes())
+                .into_owned()
+                .collect()
+        })
+        .unwrap_or_default();
+    let (delivery, tail) = if let Some(t) = rest.strip_prefix('#') {
+        (Delivery::Fragment, t)
+    } else if let Some(t) = rest.strip_prefix('?').or_else(|| rest.strip_prefix('&')) {
+        (Delivery::Query, t)
+    } else {
+        panic!("unexpected Location {loc}");
+    };
+    let params = url::form_urlencoded::parse(tail.as_bytes())
+        .into_owned()
+        .filter(|p| !registered.contains(p))
+        .collect();
+    (delivery, params)
+}
+
+/// Asserts an error page (HTML 400, no Location, the page security headers); returns the
+/// page text.
+#[track_caller]
+pub fn assert_error_page(res: &Res, rule: &str) {
+    assert_eq!(res.status, 400, "{rule}: {}", res.text);
+    assert!(res.header("location").is_none(), "{rule}: no Location");
+    assert!(
+        res.header("content-type")
+            .unwrap_or("")
+            .starts_with("text/html"),
+        "{rule}: HTML"
+    );
+    assert_page_headers(res, rule);
+}
+
+/// Asserts the headers every page carries (RFC 9700 §4.16).
+#[track_caller]
+pub fn assert_page_headers(res: &Res, rule: &str) {
+    let csp = res.header("content-security-policy").unwrap_or("");
+    assert!(
+        csp.split(';').any(|d| d.trim() == "frame-ancestors 'none'"),
+        "{rule}: CSP {csp}"
+    );
+    assert_eq!(res.header("x-frame-options"), Some("DENY"), "{rule}");
+    assert_eq!(res.header("cache-control"), Some("no-store"), "{rule}");
+    assert_eq!(res.header("referrer-policy"), Some("no-referrer"), "{rule}");
+    assert_eq!(
+        res.header("x-content-type-options"),
+        Some("nosniff"),
+        "{rule}"
+    );
+}
+
+/// Asserts an authorization error response at `redirect_uri`: exactly `error`,
+/// `error_description`, `state` (when `state` is given) and `iss`, never `code`.
+#[track_caller]
+pub fn assert_redirect_error(
+    res: &Res,
+    redirect_uri: &str,
+    error: &str,
+    state: Option<&str>,
+    iss: &str,
+    rule: &str,
+) -> Delivery {
+    let (delivery, params) = response_params(res, redirect_uri);
+    let mut names: Vec<&str> = params.iter().map(|(k, _)| k.as_str()).collect();
+    names.sort_unstable();
+    let mut expected = vec!["error", "error_description", "iss"];
+    if state.is_some() {
+        expected.push("state");
+    }
+    expected.sort_unstable();
+    assert_eq!(names, expected, "{rule}: {params:?}");
+    assert_eq!(
+        param(&params, "error").as_deref(),
+        Some(error),
+        "{rule}: {params:?}"
+    );
+    assert_eq!(param(&params, "state").as_deref(), state, "{rule}");
+    assert_eq!(param(&params, "iss").as_deref(), Some(iss), "{rule}");
+    let d = param(&params, "error_description").unwrap();
+    assert!(
+        d.bytes()
+            .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E)),
+        "{rule}: error_description has forbidden characters: {d}"
+    );
+    delivery
+}
+
+/// A confidential client for the code flow at [`CB`], with a refresh token and the OIDC
+/// scopes; `first_party` skips consent.
+pub async fn code_client(srv: &TestServer, first_party: bool) -> TestClient {
+    srv.client(NewClient {
+        name: "Photo App".into(),
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        redirect_uris: vec![CB.into()],
+        scope: Some("openid profile email offline_access".into()),
+        first_party,
+        ..Default::default()
+    })
+    .await
+}
+
+/// A public (PKCE) client for the code flow at [`CB`].
+pub async fn public_client(srv: &TestServer) -> TestClient {
+    srv.client(NewClient {
+        name: "Single Page App".into(),
+        public: true,
+        grant_types: vec![GrantType::AuthorizationCode, GrantType::RefreshToken],
+        redirect_uris: vec![CB.into()],
+        scope: Some("openid profile email offline_access".into()),
+        ..Default::default()
+    })
+    .await
+}
+
+/// [`code_request`] with parameters replaced or added (an empty value removes one).
+pub fn code_params(
+    client: &TestClient,
+    scope: &str,
+    changes: &[(&str, &str)],
+) -> (Vec<(String, String)>, String) {
+    let (mut params, verifier) = code_request(client, scope);
+    for (k, v) in changes {
+        params.retain(|(name, _)| name != k);
+        if !v.is_empty() {
+            params.push(((*k).to_owned(), (*v).to_owned()));
+        }
+    }
+    (params, verifier)
+}
+
+/// POST /token for a code, authenticated with client_secret_basic (or `client_id` in the
+/// body for a public client).
+pub async fn redeem(srv: &TestServer, client: &TestClient, code: &str, verifier: &str) -> Res {
+    let mut form = vec![
+        ("grant_type", "authorization_code"),
+        ("code", code),
+        ("redirect_uri", CB),
+        ("code_verifier", verifier),
+    ];
+    match &client.secret {
+        Some(_) => srv.token(client, &form).await,
+        None => {
+            form.push(("client_id", &client.id));
+            srv.post_form("/token", None, &form).await
+        }
+    }
+}
+
+/// A plain HTTP client: no cookie jar, no redirects.
+pub fn bare_http() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap()
+}
+
+impl Browser<'_> {
+    /// POST /authorize with these parameters as a form.
+    pub async fn authorize_post(&self, params: &[(&str, &str)]) -> Res {
+        self.post("/authorize", params).await
+    }
+
+    /// Signs in through the pages and returns the code and the verifier of its request.
+    pub async fn code(
+        &self,
+        client: &TestClient,
+        scope: &str,
+        user: &str,
+        pw: &str,
+    ) -> (String, String) {
+        let (params, verifier) = code_request(client, scope);
+        let res = self.sign_in(&as_refs(&params), user, pw).await;
+        let (_, got) = response_params(&res, CB);
+        let code = param(&got, "code").unwrap_or_else(|| panic!("a code: {got:?}"));
+        (code, verifier)
+    }
+
+    /// GET a page with `cookie` as the session cookie and no jar.
+    pub async fn get_with_cookie(&self, path: &str, cookie: &str) -> Res {
+        TestServer::read(
+            bare_http()
+                .get(self.srv.url(path))
+                .header("cookie", format!("lk_session={cookie}"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+    }
+}
