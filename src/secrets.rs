@@ -149,26 +149,45 @@ impl PasswordVerifier {
         })
     }
 
-    /// Verifies `password` against `phc`, or against the dummy hash when there is no user.
-    pub async fn verify(&self, password: Password, phc: Option<String>) -> Result<bool, HashError> {
-        let _permit = self
+    /// Waits for a turn at hashing. The caller holds it across its last checks, the hash and
+    /// the recording of the outcome, so that attempts queued behind it see that outcome
+    /// (a lock set by this failure) before they are hashed.
+    pub async fn turn(&self) -> Result<VerifyTurn<'_>, HashError> {
+        let permit = self
             .permits
             .acquire()
             .await
             .map_err(|e| HashError(e.to_string()))?;
-        self.verified
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let known = phc.is_some();
-        let phc = phc.unwrap_or_else(|| self.dummy_hash.clone());
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
-            .await
-            .map_err(|e| HashError(e.to_string()))?;
-        Ok(ok && known)
+        Ok(VerifyTurn {
+            verifier: self,
+            _permit: permit,
+        })
     }
 
     /// Password verifications run since start (exported on /metrics).
     pub fn count(&self) -> u64 {
         self.verified.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
+
+/// One caller's turn at hashing (see [`PasswordVerifier::turn`]); ends when dropped.
+pub struct VerifyTurn<'a> {
+    verifier: &'a PasswordVerifier,
+    _permit: tokio::sync::SemaphorePermit<'a>,
+}
+
+impl VerifyTurn<'_> {
+    /// Verifies `password` against `phc`, or against the dummy hash when there is no user.
+    pub async fn verify(&self, password: Password, phc: Option<String>) -> Result<bool, HashError> {
+        let v = self.verifier;
+        v.verified
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let known = phc.is_some();
+        let phc = phc.unwrap_or_else(|| v.dummy_hash.clone());
+        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
+            .await
+            .map_err(|e| HashError(e.to_string()))?;
+        Ok(ok && known)
     }
 }
 

@@ -27,6 +27,20 @@ pub fn throttle_keys(username: &str, peer: Option<std::net::IpAddr>) -> (String,
     )
 }
 
+/// A refusal if either throttle key is locked at `now`, with the lock's end.
+async fn lock_refusal(
+    ctx: &GrantCtx<'_>,
+    user_key: &str,
+    ip_key: &str,
+) -> Result<Option<OAuthError>, OAuthError> {
+    let until = ctx
+        .app
+        .store
+        .login_locked_until(user_key, ip_key, ctx.now)
+        .await?;
+    Ok(until.map(|t| OAuthError::too_many_attempts((t - ctx.now) as u64)))
+}
+
 /// Checks a username and password with throttling; the one path every login takes.
 pub async fn verify_login(
     ctx: &GrantCtx<'_>,
@@ -45,24 +59,30 @@ pub async fn verify_login(
         lock_secs: cfg.lock_secs,
     };
     let (user_limit, ip_limit) = (limit(cfg.user_max_failures), limit(cfg.ip_max_failures));
-    // The attempt is counted before hashing, atomically, so that a burst of parallel
-    // attempts cannot all slip past the limit; a locked attempt is refused unhashed.
-    let admitted = app
-        .store
-        .begin_login_attempt(&user_key, &ip_key, ctx.now, user_limit, ip_limit)
-        .await?;
-    if !admitted {
-        let until = app
-            .store
-            .login_locked_until(&user_key, &ip_key, ctx.now)
-            .await?
-            .unwrap_or(ctx.now);
-        return Err(OAuthError::too_many_attempts((until - ctx.now) as u64));
+    // A locked attempt is refused before any hashing, without queueing for a turn.
+    if let Some(refusal) = lock_refusal(ctx, &user_key, &ip_key).await? {
+        return Err(refusal);
     }
     let user = app.store.user_by_username(username).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    let ok = app
+    // The attempt is counted (atomically, refused if a lock was set meanwhile) when its
+    // turn at hashing comes, and settled before the turn ends: a burst queued behind the
+    // failure that sets a lock is never hashed, while only attempts being hashed right now
+    // count ahead of their outcome, so a burst of right passwords queues and succeeds.
+    let turn = app
         .passwords
+        .turn()
+        .await
+        .map_err(OAuthError::server_error)?;
+    if !app
+        .store
+        .begin_login_attempt(&user_key, &ip_key, ctx.now, user_limit, ip_limit)
+        .await?
+    {
+        let refusal = lock_refusal(ctx, &user_key, &ip_key).await?;
+        return Err(refusal.unwrap_or_else(|| OAuthError::too_many_attempts(1)));
+    }
+    let ok = turn
         .verify(password, hash)
         .await
         .map_err(OAuthError::server_error)?;

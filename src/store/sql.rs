@@ -590,16 +590,19 @@ macro_rules! sql_store {
                 Ok(until.filter(|t| *t > now))
             }
 
-            async fn record_login_failure(
+            async fn begin_login_attempt(
                 &self,
-                key: &str,
+                user_key: &str,
+                ip_key: &str,
                 now: UnixTime,
-                limit: ThrottleLimit,
-            ) -> Result<(), StoreError> {
+                user: ThrottleLimit,
+                ip: ThrottleLimit,
+            ) -> Result<bool, StoreError> {
                 // A window that has passed, or a lock that has run out, starts a fresh count.
+                // A locked key is left alone (`WHERE`), so it returns no row.
                 const FRESH: &str = "(login_throttle.window_start + $4 <= $2 \
                     OR (login_throttle.locked_until > 0 AND login_throttle.locked_until <= $2))";
-                sqlx::query(&format!(
+                let count = format!(
                     "INSERT INTO login_throttle (key, failures, window_start, locked_until) \
                      VALUES ($1, 1, $2, CASE WHEN 1 >= $3 THEN $2 + $5 ELSE 0 END) \
                      ON CONFLICT (key) DO UPDATE SET \
@@ -607,23 +610,52 @@ macro_rules! sql_store {
                        window_start = CASE WHEN {FRESH} THEN $2 ELSE login_throttle.window_start END, \
                        locked_until = CASE \
                          WHEN (CASE WHEN {FRESH} THEN 1 ELSE login_throttle.failures + 1 END) >= $3 THEN $2 + $5 \
-                         WHEN {FRESH} THEN 0 ELSE login_throttle.locked_until END"
-                ))
-                .bind(key)
-                .bind(now)
-                .bind(limit.max_failures)
-                .bind(limit.window_secs)
-                .bind(limit.lock_secs)
-                .execute(&self.pool)
-                .await?;
-                Ok(())
+                         WHEN {FRESH} THEN 0 ELSE login_throttle.locked_until END \
+                     WHERE login_throttle.locked_until <= $2 \
+                     RETURNING key"
+                );
+                // Every caller takes the user key first, then the IP key: no lock cycle.
+                let mut tx = self.pool.begin().await?;
+                for (key, limit) in [(user_key, user), (ip_key, ip)] {
+                    let counted = sqlx::query(&count)
+                        .bind(key)
+                        .bind(now)
+                        .bind(limit.max_failures)
+                        .bind(limit.window_secs)
+                        .bind(limit.lock_secs)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .is_some();
+                    if !counted {
+                        return Ok(false); // rolled back: nothing counted
+                    }
+                }
+                tx.commit().await?;
+                Ok(true)
             }
 
-            async fn clear_login_failures(&self, key: &str) -> Result<(), StoreError> {
+            async fn login_succeeded(
+                &self,
+                user_key: &str,
+                ip_key: &str,
+                ip: ThrottleLimit,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
                 sqlx::query("DELETE FROM login_throttle WHERE key = $1")
-                    .bind(key)
-                    .execute(&self.pool)
+                    .bind(user_key)
+                    .execute(&mut *tx)
                     .await?;
+                // Give back the IP's count; a lock this attempt's count set is lifted with it.
+                sqlx::query(
+                    "UPDATE login_throttle SET failures = failures - 1, \
+                     locked_until = CASE WHEN failures - 1 >= $2 THEN locked_until ELSE 0 END \
+                     WHERE key = $1 AND failures > 0",
+                )
+                .bind(ip_key)
+                .bind(ip.max_failures)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
                 Ok(())
             }
 

@@ -350,3 +350,127 @@ pub fn verify_with_jwks(token: &str, jwks: &Value, issuer: &str, audience: &str)
 pub fn pool_settings() -> PoolSettings {
     PoolSettings { max_connections: 8, acquire_timeout: std::time::Duration::from_secs(3) }
 }
+
+// ---- Users, refresh, revocation and introspection (issue 4) ----
+
+/// Grants of a back-end client that logs users in with the password grant.
+pub const USER_GRANTS: &[GrantType] = &[GrantType::Password, GrantType::RefreshToken];
+/// Everything such a client may ask for.
+pub const USER_SCOPE: &str = "openid profile email offline_access api";
+
+impl TestServer {
+    /// A confidential client allowed the password and refresh_token grants.
+    pub async fn password_client(&self) -> TestClient {
+        self.confidential(USER_GRANTS, USER_SCOPE).await
+    }
+
+    /// A successful password grant; panics with the answer otherwise.
+    pub async fn login(
+        &self,
+        client: &TestClient,
+        username: &str,
+        password: &str,
+        scope: &str,
+    ) -> Value {
+        let res = self.password_grant(client, username, password, scope).await;
+        assert_eq!(res.status, 200, "login of {username}: {}", res.text);
+        res.json
+    }
+
+    /// `latchkey_password_verifications_total` from GET /metrics.
+    pub async fn verifications(&self) -> u64 {
+        let res = self.get("/metrics").await;
+        assert_eq!(res.status, 200, "{}", res.text);
+        res.text
+            .lines()
+            .find_map(|l| l.strip_prefix("latchkey_password_verifications_total "))
+            .expect("the verification counter is exported")
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    /// A refresh_token grant, with extra parameters (e.g. `scope`).
+    pub async fn refresh(
+        &self,
+        client: &TestClient,
+        refresh_token: &str,
+        extra: &[(&str, &str)],
+    ) -> Res {
+        let mut form = vec![
+            ("grant_type", "refresh_token"),
+            ("refresh_token", refresh_token),
+        ];
+        form.extend_from_slice(extra);
+        self.token(client, &form).await
+    }
+
+    /// POST /revoke with client_secret_basic and an optional `token_type_hint`.
+    pub async fn revoke(&self, client: &TestClient, token: &str, hint: Option<&str>) -> Res {
+        let mut form = vec![("token", token)];
+        if let Some(h) = hint {
+            form.push(("token_type_hint", h));
+        }
+        self.post_form(
+            "/revoke",
+            Some((&client.id, client.secret.as_deref().unwrap_or(""))),
+            &form,
+        )
+        .await
+    }
+
+    /// POST /introspect with client_secret_basic.
+    pub async fn introspect(&self, client: &TestClient, token: &str) -> Res {
+        self.post_form(
+            "/introspect",
+            Some((&client.id, client.secret.as_deref().unwrap_or(""))),
+            &[("token", token)],
+        )
+        .await
+    }
+
+    /// Whether introspection calls `token` active (and always answers 200 no-store).
+    pub async fn is_active(&self, client: &TestClient, token: &str) -> bool {
+        let res = self.introspect(client, token).await;
+        assert_eq!(res.status, 200, "{}", res.text);
+        assert_eq!(res.header("cache-control"), Some("no-store"));
+        res.json["active"].as_bool().unwrap()
+    }
+
+    /// POST /token with client_secret_basic and extra request headers.
+    pub async fn token_with_headers(
+        &self,
+        client: &TestClient,
+        form: &[(&str, &str)],
+        headers: &[(&str, &str)],
+    ) -> Res {
+        let mut req = self
+            .http
+            .post(self.url("/token"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .header(
+                "authorization",
+                basic_header(&client.id, client.secret.as_deref().unwrap_or("")),
+            )
+            .body(form_body(form));
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        Self::read(req.send().await.unwrap()).await
+    }
+}
+
+/// A JWT signed by a freshly generated ES256 key the server has never seen, with `kid` in
+/// its header and `typ` as given.
+pub fn foreign_jwt(claims: &Value, kid: &str, typ: &str) -> String {
+    let rec = latchkey::keys::generate(latchkey::oauth::KeyAlg::ES256, 0, 0).unwrap();
+    let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256);
+    header.kid = Some(kid.to_owned());
+    header.typ = Some(typ.to_owned());
+    jsonwebtoken::encode(
+        &header,
+        claims,
+        &jsonwebtoken::EncodingKey::from_ec_der(&rec.private_der),
+    )
+    .unwrap()
+}

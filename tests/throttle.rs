@@ -1,0 +1,283 @@
+//! Brute-force protection of the password grant (RFC 6819 §4.4.3.6; RFC 9700 §4.13):
+//! per-user and per-IP limits kept in the database, refused before hashing, shared by
+//! replicas, and bounded under a burst.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{Backend, TestServer};
+use latchkey::oauth::GrantType;
+
+const PASSWORD: &str = "correct horse battery staple";
+
+// SECURITY-TESTS: PW-03
+async fn user_lock_refuses_before_hashing_and_passes(b: Backend) {
+    let srv = TestServer::start_with(b, |c| {
+        c.login.user_max_failures = 3;
+        c.login.lock_secs = 60;
+    })
+    .await;
+    srv.user("alice", PASSWORD).await;
+    let client = srv.password_client().await;
+
+    // Success resets the count: 2 failures, a success, 2 failures never reach 3.
+    for _ in 0..2 {
+        srv.password_grant(&client, "alice", "wrong", "openid")
+            .await
+            .assert_error(400, "invalid_grant", "failure");
+    }
+    srv.login(&client, "alice", PASSWORD, "openid").await;
+    for _ in 0..2 {
+        srv.password_grant(&client, "alice", "wrong", "openid")
+            .await
+            .assert_error(400, "invalid_grant", "failure");
+    }
+    srv.login(&client, "alice", PASSWORD, "openid").await;
+
+    // N failures are hashed and answered like any bad credential...
+    for i in 0..3 {
+        let before = srv.verifications().await;
+        let res = srv
+            .password_grant(&client, "alice", "wrong", "openid")
+            .await;
+        res.assert_error(400, "invalid_grant", &format!("failure {}", i + 1));
+        assert_eq!(srv.verifications().await, before + 1);
+    }
+    // ...the N+1st is refused before hashing, saying why and for how long.
+    let before = srv.verifications().await;
+    let res = srv
+        .password_grant(&client, "alice", "wrong", "openid")
+        .await;
+    res.assert_error(429, "invalid_grant", "locked");
+    assert!(
+        res.json["error_description"]
+            .as_str()
+            .unwrap()
+            .contains("too many failed attempts")
+    );
+    assert_eq!(res.header("retry-after"), Some("60"));
+    // The right password is refused too while the lock lasts.
+    srv.advance(59);
+    let res = srv
+        .password_grant(&client, "alice", PASSWORD, "openid")
+        .await;
+    res.assert_error(429, "invalid_grant", "right password while locked");
+    assert_eq!(res.header("retry-after"), Some("1"));
+    assert_eq!(
+        srv.verifications().await,
+        before,
+        "locked attempts are never hashed"
+    );
+
+    // The lock is temporary.
+    srv.advance(1);
+    srv.login(&client, "alice", PASSWORD, "openid").await;
+    assert_eq!(srv.verifications().await, before + 1);
+    // And the success cleared the count: two more failures do not lock.
+    for _ in 0..2 {
+        srv.password_grant(&client, "alice", "wrong", "openid")
+            .await
+            .assert_error(400, "invalid_grant", "failure");
+    }
+    srv.login(&client, "alice", PASSWORD, "openid").await;
+}
+
+// SECURITY-TESTS: PW-04
+async fn ip_lock_spans_usernames_and_ignores_untrusted_forwarded_for(b: Backend) {
+    let srv = TestServer::start_with(b, |c| {
+        c.login.ip_max_failures = 4;
+        c.login.user_max_failures = 100;
+    })
+    .await;
+    srv.user("alice", PASSWORD).await;
+    let client = srv.password_client().await;
+    for i in 0..4 {
+        let xff = format!("198.51.100.{i}");
+        let res = srv
+            .token_with_headers(
+                &client,
+                &[
+                    ("grant_type", "password"),
+                    ("username", &format!("user{i}")),
+                    ("password", PASSWORD),
+                ],
+                &[("x-forwarded-for", &xff)],
+            )
+            .await;
+        res.assert_error(400, "invalid_grant", "spray");
+    }
+    // 127.0.0.1 is not a trusted proxy: X-Forwarded-For changed nothing, the IP is locked
+    // for every username, the real one included, before any hashing.
+    let before = srv.verifications().await;
+    for (username, password) in [("user9", PASSWORD), ("alice", PASSWORD)] {
+        let res = srv
+            .token_with_headers(
+                &client,
+                &[
+                    ("grant_type", "password"),
+                    ("username", username),
+                    ("password", password),
+                ],
+                &[("x-forwarded-for", "203.0.113.77")],
+            )
+            .await;
+        res.assert_error(429, "invalid_grant", username);
+        assert!(res.header("retry-after").is_some());
+    }
+    assert_eq!(srv.verifications().await, before);
+}
+
+// SECURITY-TESTS: PW-04
+async fn forwarded_for_is_believed_from_a_trusted_proxy(b: Backend) {
+    let srv = TestServer::start_with(b, |c| {
+        c.trusted_proxies = vec!["127.0.0.1".into()];
+        c.login.ip_max_failures = 2;
+        c.login.user_max_failures = 100;
+    })
+    .await;
+    let client = srv.password_client().await;
+    let attempt = |ip: &'static str, n: u32| {
+        let srv = &srv;
+        let client = &client;
+        async move {
+            let username = format!("user{n}");
+            srv.token_with_headers(
+                client,
+                &[
+                    ("grant_type", "password"),
+                    ("username", &username),
+                    ("password", "x"),
+                ],
+                &[("x-forwarded-for", &format!("192.0.2.200, {ip}"))],
+            )
+            .await
+        }
+    };
+    // Two clients behind the proxy: each has its own count (the last hop is the client).
+    attempt("198.51.100.1", 1)
+        .await
+        .assert_error(400, "invalid_grant", "A 1");
+    attempt("198.51.100.2", 2)
+        .await
+        .assert_error(400, "invalid_grant", "B 1");
+    attempt("198.51.100.1", 3)
+        .await
+        .assert_error(400, "invalid_grant", "A 2");
+    attempt("198.51.100.2", 4)
+        .await
+        .assert_error(400, "invalid_grant", "B 2");
+    attempt("198.51.100.1", 5)
+        .await
+        .assert_error(429, "invalid_grant", "A locked");
+    attempt("198.51.100.3", 6)
+        .await
+        .assert_error(400, "invalid_grant", "C is not");
+}
+
+// SECURITY-TESTS: PW-04, RL-02
+async fn failures_on_two_instances_add_up(b: Backend) {
+    let tweak = |c: &mut latchkey::config::RawConfig| {
+        c.login.user_max_failures = 4;
+        c.login.ip_max_failures = 100;
+        c.login.lock_secs = 120;
+    };
+    let a = TestServer::start_with(b, tweak).await;
+    let b2 = TestServer::start_on(a.db.clone(), a.state.clock.clone(), tweak).await;
+    a.user("alice", PASSWORD).await;
+    // The client is in the shared database: it works at both.
+    let client = a.password_client().await;
+    for srv in [&a, &b2, &a, &b2] {
+        srv.password_grant(&client, "alice", "wrong", "openid")
+            .await
+            .assert_error(400, "invalid_grant", "split failures");
+    }
+    for srv in [&a, &b2] {
+        let before = srv.verifications().await;
+        let res = srv
+            .password_grant(&client, "alice", PASSWORD, "openid")
+            .await;
+        res.assert_error(429, "invalid_grant", "locked at both instances");
+        assert_eq!(res.header("retry-after"), Some("120"));
+        assert_eq!(srv.verifications().await, before);
+    }
+    a.advance(120);
+    b2.login(&client, "alice", PASSWORD, "openid").await;
+}
+
+// SECURITY-TESTS: RL-06, PW-03
+//
+// 200 concurrent password grants: 190 wrong passwords spread over 3 usernames (one real, two
+// unknown) and 10 right ones for another user, 2 verify slots. With user_max_failures = 3
+// the lock must bound the hashing however many attempts arrive at once; the rest are
+// refused before hashing, the right ones queue. Meanwhile /jwks and client_credentials
+// keep answering.
+async fn burst_of_password_grants_stays_bounded(b: Backend) {
+    let srv = Arc::new(
+        TestServer::start_with(b, |c| {
+            c.login.user_max_failures = 3;
+            c.login.ip_max_failures = 10_000;
+            c.login.verify_concurrency = 2;
+            c.database_max_connections = 8;
+        })
+        .await,
+    );
+    srv.user("alice", PASSWORD).await;
+    srv.user("bob", PASSWORD).await;
+    let client = srv.password_client().await;
+    let cc = srv
+        .confidential(&[GrantType::ClientCredentials], "api")
+        .await;
+    let before = srv.verifications().await;
+    let barrier = Arc::new(tokio::sync::Barrier::new(201));
+    let mut tasks = Vec::new();
+    for i in 0..200 {
+        let (srv, client, barrier) = (srv.clone(), client.clone(), barrier.clone());
+        tasks.push(tokio::spawn(async move {
+            let (username, password) = match (i % 20, i % 3) {
+                (0, _) => ("bob", PASSWORD),
+                (_, 0) => ("alice", "wrong"),
+                (_, 1) => ("ghost", "wrong"),
+                _ => ("phantom", "wrong"),
+            };
+            barrier.wait().await;
+            srv.password_grant(&client, username, password, "openid")
+                .await
+                .status
+        }));
+    }
+    barrier.wait().await;
+    // Other endpoints answer while the burst is queued.
+    for _ in 0..3 {
+        assert_eq!(srv.get("/jwks").await.status, 200);
+        let res = srv
+            .token(&cc, &[("grant_type", "client_credentials")])
+            .await;
+        assert_eq!(res.status, 200, "{}", res.text);
+    }
+    let mut counts = std::collections::BTreeMap::new();
+    for t in tasks {
+        *counts.entry(t.await.unwrap()).or_insert(0) += 1;
+    }
+    for status in counts.keys() {
+        assert!(
+            matches!(status, 200 | 400 | 429),
+            "unexpected {status}: {counts:?}"
+        );
+    }
+    let hashed = srv.verifications().await - before;
+    let successes = counts.get(&200).copied().unwrap_or(0);
+    // A burst of right passwords queues and succeeds.
+    assert_eq!(successes, 10, "{counts:?}");
+    // Each username's lock admitted exactly 3 failures, however many arrived at once.
+    assert_eq!(hashed - successes, 3 * 3, "hashes for {counts:?}");
+}
+
+both_backends! {
+    user_lock_refuses_before_hashing_and_passes,
+    ip_lock_spans_usernames_and_ignores_untrusted_forwarded_for,
+    forwarded_for_is_believed_from_a_trusted_proxy,
+    failures_on_two_instances_add_up,
+    burst_of_password_grants_stays_bounded,
+}
