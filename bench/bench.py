@@ -8,6 +8,7 @@ and run twice at 32 connections and twice at 1 (once each in --smoke). Server CP
 """
 import argparse
 import base64
+import hashlib
 import json
 import os
 import shutil
@@ -25,7 +26,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 WORK = HERE / "work"
-LATCHKEY = ROOT / "target" / "release" / "latchkey"
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+LATCHKEY = TARGET / "release" / "latchkey"
 OHA = WORK / "loadgen" / "root" / "bin" / "oha"
 DRIVER = WORK / "target" / "release" / "latchkey-bench-driver"
 PEER = WORK / "peer"
@@ -153,6 +155,62 @@ def post_form(url, form, auth):
         return json.load(r)
 
 
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def hidden(html, name):
+    marker = f'name="{name}" value="'
+    start = html.find(marker)
+    if start < 0:
+        return None
+    start += len(marker)
+    return html[start:html.find('"', start)].replace("&amp;", "&").replace("&#x2f;", "/").replace("&#x2F;", "/")
+
+
+def browser_sign_in(base, authorize_query, username, password):
+    """A scripted browser: authorize -> login -> (consent) -> redirect to the client. Returns
+    the Cookie header of the signed-in session, ready for warm authorize requests."""
+    opener = urllib.request.build_opener(NoRedirect)
+    jar = {}
+
+    def go(path, form=None):
+        data = urllib.parse.urlencode(form).encode() if form is not None else None
+        req = urllib.request.Request(base + path, data=data, method="POST" if form is not None else "GET",
+                                     headers={"Cookie": "; ".join(f"{k}={v}" for k, v in jar.items())})
+        try:
+            res = opener.open(req, timeout=10)
+        except urllib.error.HTTPError as e:
+            res = e
+        for c in res.headers.get_all("Set-Cookie") or []:
+            name, _, value = c.split(";", 1)[0].partition("=")
+            if value and "max-age=0" not in c.lower():
+                jar[name.strip()] = value.strip()
+            else:
+                jar.pop(name.strip(), None)
+        return res.status if hasattr(res, "status") else res.code, res.headers.get("Location"), res.read().decode()
+
+    status, loc, _ = go("/authorize?" + authorize_query)
+    for _ in range(8):
+        if not loc or not loc.startswith("/"):
+            break
+        if loc.startswith("/login") or loc.startswith("/consent"):
+            _, _, page = go(loc)
+            form = {"request": hidden(page, "request"), "csrf": hidden(page, "csrf")}
+            if loc.startswith("/login"):
+                form.update(username=username, password=password)
+                status, loc, _ = go("/login", form)
+            else:
+                form.update(decision="approve")
+                status, loc, _ = go("/consent", form)
+        else:
+            status, loc, _ = go(loc)
+    if not loc or "code=" not in loc:
+        raise RuntimeError(f"browser sign-in did not end with a code (status {status}, location {loc})")
+    return "; ".join(f"{k}={v}" for k, v in jar.items())
+
+
 # ---------------------------------------------------------------- servers
 
 class Latchkey:
@@ -171,7 +229,7 @@ class Latchkey:
                         LATCHKEY_KEYS__ALGORITHM=alg, LATCHKEY_LOG_LEVEL="warn",
                         LATCHKEY_TOKENS__AUDIENCE=API, LATCHKEY_CLIENT_SECRET_PEPPER=PEPPER)
         if db == "postgres":
-            self.pg_name = f"latchkey_bench_{os.getpid()}_{tag.replace('-', '_')}"
+            self.pg_name = f"latchkey_bench_{os.getpid()}_{tag.replace('-', '_')}".lower()
             psql(PG_ADMIN, f"DROP DATABASE IF EXISTS {self.pg_name} WITH (FORCE)")
             psql(PG_ADMIN, f"CREATE DATABASE {self.pg_name}")
             pg_dbs.append(self.pg_name)
@@ -191,7 +249,9 @@ class Latchkey:
 
     def cli(self, args, stdin=None):
         out = subprocess.run([str(LATCHKEY), *args], cwd=self.dir, env=self.env, input=stdin,
-                             capture_output=True, text=True, check=True)
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            raise RuntimeError(f"latchkey {' '.join(args[:2])} failed: {out.stderr.strip()[:400]}")
         return json.loads(out.stdout)
 
     def seed(self, scale, bench_tokens):
@@ -302,6 +362,11 @@ class Runner:
     def cmd(self, spec, secs, conns):
         if spec["kind"] == "oha":
             return oha_cmd(secs, conns, spec)
+        if spec["kind"] == "code":
+            return [str(DRIVER), "code", "--url", spec["url"], "--auth", spec["auth"],
+                    "--authorize", spec["authorize"], "--cookies", spec["cookies"],
+                    "--redirect-uri", spec["redirect_uri"], "--verifier", spec["verifier"],
+                    "--conns", str(conns), "--secs", str(secs)]
         # refresh chains: each invocation gets fresh seeded tokens
         first = self.driver_cursor
         self.driver_cursor += conns + spec["spare"]
@@ -362,6 +427,29 @@ def user_token(lk, username="bench-user", auth=None):
                      "scope": "openid profile api:read"}, auth)
 
 
+def code_flow_spec(lk, browsers=8):
+    """A first-party web client and `browsers` signed-in sessions (each its own user)."""
+    redirect = "http://127.0.0.1:9/cb"
+    c = lk.cli(["client", "create", "--name", "web", "--grant-type", "authorization_code",
+                "--grant-type", "refresh_token", "--redirect-uri", redirect, "--scope", "openid profile",
+                "--first-party", "--json"])
+    verifier = "bench-pkce-verifier-" + "x" * 40
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    query = urllib.parse.urlencode({"response_type": "code", "client_id": c["client_id"], "redirect_uri": redirect,
+                                    "scope": "openid profile", "state": "bench-state", "nonce": "bench-nonce",
+                                    "code_challenge": challenge, "code_challenge_method": "S256"})
+    cookies = []
+    for i in range(browsers):
+        name = f"bench-browser-{i}"
+        lk.cli(["user", "create", "--username", name, "--password-stdin", "--json"], stdin=PASSWORD + "\n")
+        cookies.append(browser_sign_in(lk.base, query, name, PASSWORD))
+    path = lk.dir / "cookies.txt"
+    path.write_text("\n".join(cookies) + "\n")
+    return {"kind": "code", "url": lk.base + "/token", "auth": basic(c["client_id"], c["client_secret"]),
+            "authorize": "/authorize?" + query, "cookies": str(path), "redirect_uri": redirect,
+            "verifier": verifier}
+
+
 def run_peer(r, alg, infos):
     log(f"peer {alg}")
     peer = Peer(alg)
@@ -413,6 +501,10 @@ def run_latchkey(r, store, alg, infos, scenarios):
             at = user_token(lk)["access_token"]
             r.case("userinfo", "latchkey", store, lk.pid,
                    get_spec(lk.base + "/userinfo", "Bearer " + at), extra={"note": "ES256"})
+            if r.code_flow_advertised:
+                r.case("code flow", "latchkey", store, lk.pid, code_flow_spec(lk),
+                       extra={"note": "flows/s: warm-session GET /authorize -> 303 with code -> "
+                                      "POST /token (PKCE S256, scope openid profile, ES256 ID token)"})
     finally:
         lk.stop()
 

@@ -2,14 +2,21 @@
 //! latencyPercentiles, statusCodeDistribution, errorDistribution) so bench.py reads both alike.
 //!
 //!   latchkey-bench-driver refresh --url http://127.0.0.1:PORT/token --auth 'Basic …' \
-//!       --prefix bench-rt- --first 0 --spare 64 --conns 32 --secs 10 [--warmup 2]
+//!       --prefix bench-rt- --first 0 --spare 64 --conns 32 --secs 10
+//!   latchkey-bench-driver code --url http://127.0.0.1:PORT/token --auth 'Basic …' \
+//!       --authorize '/authorize?response_type=code&…' --cookies FILE \
+//!       --redirect-uri URI --verifier V --conns 32 --secs 10
 //!
 //! refresh: each connection starts from token PREFIX{FIRST + i} and then presents the token
 //! each response returns (a client refreshing over and over, rotation on). A failed request
 //! breaks the chain; the connection then takes the next unused seeded token, up to --spare.
 //!
+//! code: one flow = GET /authorize with a signed-in browser's cookies (one line of FILE per
+//! browser, connection i uses line i mod n) -> 303 to the redirect URI with a code -> POST
+//! /token (authorization_code + PKCE verifier). Latency and status are per flow.
+//!
 //! Connections are plain HTTP/1.1 keep-alive, one request in flight each; the run stops at
-//! --secs (requests in flight then are not counted), like `oha -z`.
+//! --secs (flows in flight then are not counted), like `oha -z`.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,12 +25,14 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
-use hyper::Request;
 use hyper::client::conn::http1;
+use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
+#[derive(Default)]
 struct Opts {
+    mode: String,
     url: String,
     auth: String,
     prefix: String,
@@ -31,6 +40,10 @@ struct Opts {
     spare: usize,
     conns: usize,
     secs: f64,
+    authorize: String,
+    cookies: Vec<String>,
+    redirect_uri: String,
+    verifier: String,
 }
 
 #[derive(Default)]
@@ -40,21 +53,28 @@ struct Tally {
     errors: BTreeMap<String, u64>,
 }
 
+impl Tally {
+    fn error(&mut self, what: String) {
+        *self.errors.entry(what).or_default() += 1;
+    }
+}
+
 fn parse_args() -> Result<Opts, String> {
     let mut args = std::env::args().skip(1);
-    match args.next().as_deref() {
-        Some("refresh") => {}
-        other => return Err(format!("unknown mode {other:?}; expected refresh")),
-    }
     let mut o = Opts {
-        url: String::new(),
-        auth: String::new(),
+        mode: args.next().unwrap_or_default(),
         prefix: "bench-rt-".into(),
-        first: 0,
         spare: 64,
         conns: 1,
         secs: 1.0,
+        ..Default::default()
     };
+    if o.mode != "refresh" && o.mode != "code" {
+        return Err(format!(
+            "unknown mode {:?}; expected refresh or code",
+            o.mode
+        ));
+    }
     while let Some(flag) = args.next() {
         let v = args.next().ok_or(format!("{flag} needs a value"))?;
         let num = |v: &str| v.parse::<usize>().map_err(|e| format!("{flag}: {e}"));
@@ -66,11 +86,25 @@ fn parse_args() -> Result<Opts, String> {
             "--spare" => o.spare = num(&v)?,
             "--conns" => o.conns = num(&v)?.max(1),
             "--secs" => o.secs = v.parse().map_err(|e| format!("--secs: {e}"))?,
+            "--authorize" => o.authorize = v,
+            "--redirect-uri" => o.redirect_uri = v,
+            "--verifier" => o.verifier = v,
+            "--cookies" => {
+                let text = std::fs::read_to_string(&v).map_err(|e| format!("--cookies: {e}"))?;
+                o.cookies = text
+                    .lines()
+                    .filter(|l| !l.is_empty())
+                    .map(str::to_owned)
+                    .collect();
+            }
             _ => return Err(format!("unknown flag {flag}")),
         }
     }
     if o.url.is_empty() {
         return Err("--url is required".into());
+    }
+    if o.mode == "code" && (o.authorize.is_empty() || o.cookies.is_empty()) {
+        return Err("code needs --authorize and --cookies".into());
     }
     Ok(o)
 }
@@ -86,6 +120,133 @@ fn form_escape(s: &str) -> String {
         .collect()
 }
 
+/// The value of query parameter `name` in a Location (codes are base64url: no decoding).
+fn query_param(location: &str, name: &str) -> Option<String> {
+    let (_, query) = location.split_once('?')?;
+    query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
+        .map(str::to_owned)
+}
+
+/// One keep-alive connection to the server.
+struct Conn {
+    authority: String,
+    sender: Option<http1::SendRequest<Full<Bytes>>>,
+}
+
+type Answer = (u16, Option<String>, Bytes);
+
+impl Conn {
+    async fn send(&mut self, req: Request<Full<Bytes>>) -> Result<Answer, String> {
+        if self.sender.as_ref().is_none_or(|s| s.is_closed()) {
+            let stream = TcpStream::connect(&self.authority)
+                .await
+                .map_err(|e| format!("connect: {e}"))?;
+            let _ = stream.set_nodelay(true);
+            let (s, conn) = http1::handshake(TokioIo::new(stream))
+                .await
+                .map_err(|e| format!("handshake: {e}"))?;
+            tokio::spawn(conn);
+            self.sender = Some(s);
+        }
+        let Some(s) = self.sender.as_mut() else {
+            return Err("no connection".into());
+        };
+        let res: Response<_> = match s.send_request(req).await {
+            Ok(r) => r,
+            Err(e) => {
+                self.sender = None;
+                return Err(format!("http: {e}"));
+            }
+        };
+        let status = res.status().as_u16();
+        let location = res
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        match res.into_body().collect().await {
+            Ok(b) => Ok((status, location, b.to_bytes())),
+            Err(e) => {
+                self.sender = None;
+                Err(format!("body: {e}"))
+            }
+        }
+    }
+
+    fn post(&self, path: &str, auth: &str, body: String) -> Result<Request<Full<Bytes>>, String> {
+        Request::post(path)
+            .header("host", self.authority.as_str())
+            .header("authorization", auth)
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| e.to_string())
+    }
+}
+
+/// What one flow ended with: the status to count, and for refresh the next token.
+enum Flow {
+    Done(u16, Option<String>),
+    Failed(String),
+}
+
+async fn refresh_flow(c: &mut Conn, o: &Opts, path: &str, token: &str) -> Flow {
+    let body = format!(
+        "grant_type=refresh_token&refresh_token={}",
+        form_escape(token)
+    );
+    let req = match c.post(path, &o.auth, body) {
+        Ok(r) => r,
+        Err(e) => return Flow::Failed(e),
+    };
+    match c.send(req).await {
+        Err(e) => Flow::Failed(e),
+        Ok((status, _, body)) => {
+            let next = (status == 200)
+                .then(|| serde_json::from_slice::<serde_json::Value>(&body).ok())
+                .flatten()
+                .and_then(|v| v["refresh_token"].as_str().map(str::to_owned));
+            Flow::Done(status, next)
+        }
+    }
+}
+
+async fn code_flow(c: &mut Conn, o: &Opts, path: &str, cookie: &str) -> Flow {
+    let req = Request::get(o.authorize.as_str())
+        .header("host", c.authority.as_str())
+        .header("cookie", cookie)
+        .body(Full::new(Bytes::new()));
+    let req = match req {
+        Ok(r) => r,
+        Err(e) => return Flow::Failed(e.to_string()),
+    };
+    let code = match c.send(req).await {
+        Err(e) => return Flow::Failed(e),
+        Ok((status, location, _)) => {
+            match location.as_deref().and_then(|l| query_param(l, "code")) {
+                Some(code) if status == 303 || status == 302 => code,
+                // Not a code: a login page (cold session) or an error; counted by status.
+                _ => return Flow::Done(if status < 400 { 599 } else { status }, None),
+            }
+        }
+    };
+    let body = format!(
+        "grant_type=authorization_code&code={}&redirect_uri={}&code_verifier={}",
+        form_escape(&code),
+        form_escape(&o.redirect_uri),
+        form_escape(&o.verifier)
+    );
+    let req = match c.post(path, &o.auth, body) {
+        Ok(r) => r,
+        Err(e) => return Flow::Failed(e),
+    };
+    match c.send(req).await {
+        Err(e) => Flow::Failed(e),
+        Ok((status, _, _)) => Flow::Done(status, None),
+    }
+}
+
 async fn connection(
     o: Arc<Opts>,
     index: usize,
@@ -96,84 +257,50 @@ async fn connection(
     let uri: hyper::Uri = match o.url.parse() {
         Ok(u) => u,
         Err(e) => {
-            *t.errors.entry(format!("bad url: {e}")).or_default() += 1;
+            t.error(format!("bad url: {e}"));
             return t;
         }
     };
-    let authority = uri.authority().map(|a| a.to_string()).unwrap_or_default();
     let path = uri.path().to_owned();
+    let mut c = Conn {
+        authority: uri.authority().map(|a| a.to_string()).unwrap_or_default(),
+        sender: None,
+    };
     let mut token = Some(format!("{}{}", o.prefix, o.first + index));
-    let mut sender: Option<http1::SendRequest<Full<Bytes>>> = None;
     while Instant::now() < deadline {
-        let Some(current) = token.take() else {
-            let k = next_spare.fetch_add(1, Ordering::Relaxed);
-            if k >= o.spare {
-                *t.errors.entry("out of seeded tokens".into()).or_default() += 1;
-                return t;
-            }
-            token = Some(format!("{}{}", o.prefix, o.first + o.conns + k));
-            continue;
-        };
-        if sender.as_ref().is_none_or(|s| s.is_closed()) {
-            match TcpStream::connect(&authority).await {
-                Ok(stream) => {
-                    let _ = stream.set_nodelay(true);
-                    match http1::handshake(TokioIo::new(stream)).await {
-                        Ok((s, conn)) => {
-                            tokio::spawn(conn);
-                            sender = Some(s);
-                        }
-                        Err(e) => {
-                            *t.errors.entry(format!("handshake: {e}")).or_default() += 1;
-                            tokio::time::sleep(Duration::from_millis(50)).await;
-                            token = Some(current);
-                            continue;
-                        }
-                    }
-                }
-                Err(e) => {
-                    *t.errors.entry(format!("connect: {e}")).or_default() += 1;
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    token = Some(current);
-                    continue;
-                }
-            }
-        }
-        let Some(s) = sender.as_mut() else { continue };
-        let body = format!(
-            "grant_type=refresh_token&refresh_token={}",
-            form_escape(&current)
-        );
-        let req = Request::post(path.as_str())
-            .header("host", authority.as_str())
-            .header("authorization", o.auth.as_str())
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(Full::new(Bytes::from(body)));
-        let Ok(req) = req else {
-            *t.errors.entry("request build".into()).or_default() += 1;
-            return t;
-        };
         let start = Instant::now();
-        let sent = tokio::time::timeout_at(deadline.into(), async {
-            let res = s.send_request(req).await?;
-            let status = res.status().as_u16();
-            let body = res.into_body().collect().await?.to_bytes();
-            Ok::<_, hyper::Error>((status, body))
-        })
-        .await;
-        match sent {
-            Err(_) => break, // in flight at the deadline: not counted
-            Ok(Err(e)) => {
-                *t.errors.entry(format!("http: {e}")).or_default() += 1;
-                sender = None;
+        let flow = if o.mode == "code" {
+            let cookie = &o.cookies[index % o.cookies.len()];
+            tokio::time::timeout_at(deadline.into(), code_flow(&mut c, &o, &path, cookie)).await
+        } else {
+            let Some(current) = token.take() else {
+                let k = next_spare.fetch_add(1, Ordering::Relaxed);
+                if k >= o.spare {
+                    t.error("out of seeded tokens".into());
+                    return t;
+                }
+                token = Some(format!("{}{}", o.prefix, o.first + o.conns + k));
+                continue;
+            };
+            let flow =
+                tokio::time::timeout_at(deadline.into(), refresh_flow(&mut c, &o, &path, &current))
+                    .await;
+            if matches!(flow, Ok(Flow::Failed(_))) {
+                token = Some(current); // transport trouble: the token was not spent
             }
-            Ok(Ok((status, body))) => {
+            flow
+        };
+        match flow {
+            Err(_) => break, // in flight at the deadline: not counted
+            Ok(Flow::Failed(e)) => {
+                t.error(e);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Ok(Flow::Done(status, next)) => {
                 t.latencies_us.push(start.elapsed().as_micros() as u64);
                 *t.status.entry(status).or_default() += 1;
-                if status == 200 {
-                    token = serde_json::from_slice::<serde_json::Value>(&body)
-                        .ok()
-                        .and_then(|v| v["refresh_token"].as_str().map(str::to_owned));
+                if o.mode == "refresh" {
+                    token = next;
                 }
             }
         }
@@ -216,19 +343,18 @@ async fn main() {
                     *all.errors.entry(k).or_default() += v;
                 }
             }
-            Err(e) => *all.errors.entry(format!("task: {e}")).or_default() += 1,
+            Err(e) => all.error(format!("task: {e}")),
         }
     }
     let total = start.elapsed().as_secs_f64();
     all.latencies_us.sort_unstable();
     let n = all.latencies_us.len();
+    let ok = *all.status.get(&200).unwrap_or(&0);
     let out = serde_json::json!({
         "summary": {
             "total": total,
             "requestsPerSec": n as f64 / total,
-            "successRate": if n == 0 { 0.0 } else {
-                *all.status.get(&200).unwrap_or(&0) as f64 / n as f64
-            },
+            "successRate": if n == 0 { 0.0 } else { ok as f64 / n as f64 },
         },
         "latencyPercentiles": {
             "p50": percentile(&all.latencies_us, 0.50),
