@@ -100,10 +100,17 @@ pub async fn create_client(
         .iter()
         .chain(&req.post_logout_redirect_uris)
     {
+        // A URI has no whitespace (RFC 3986 §2); the URL parser would drop or encode it,
+        // and the store keeps lists space-separated, so "https://a/cb evil" would come
+        // back as two URIs, one never checked.
+        if uri.chars().any(|c| c.is_whitespace() || c.is_control()) {
+            return Err(invalid(format!("{uri:?} must not contain whitespace")));
+        }
         validate_redirect_uri(uri).map_err(invalid)?;
     }
     for r in &req.resources {
-        let ok = url::Url::parse(r).is_ok_and(|u| u.fragment().is_none() && !r.contains(' '));
+        let ok = url::Url::parse(r).is_ok_and(|u| u.fragment().is_none())
+            && !r.chars().any(|c| c.is_whitespace() || c.is_control());
         if !ok {
             return Err(invalid(format!(
                 "--resource {r:?} must be an absolute URI without a fragment"

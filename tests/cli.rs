@@ -200,6 +200,11 @@ async fn redirect_uris_are_checked_at_registration(lk: &Latchkey) {
         ("https://*.app/cb", "wildcard"),
         ("/relative", "absolute"),
         ("javascript:alert(1)", "not allowed"),
+        // Lists are stored space-separated: this must not become "https://app.example/cb"
+        // plus an unchecked "evil".
+        ("https://app.example/cb evil", "whitespace"),
+        ("https://app.example/cb\tx", "whitespace"),
+        ("https://app.example/cb\nx", "whitespace"),
     ] {
         let out = lk.run(&[
             "client",
@@ -215,10 +220,18 @@ async fn redirect_uris_are_checked_at_registration(lk: &Latchkey) {
         ]);
         out.fails(2, says);
         assert!(
-            out.stderr.contains(uri),
+            out.stderr.contains(&format!("{uri:?}")),
             "the message names the URI: {}",
             out.stderr
         );
+    }
+    for (flag, value) in [
+        ("--post-logout-redirect-uri", "https://app.example/bye evil"),
+        ("--resource", "https://api.example/ evil"),
+        ("--resource", "https://api.example/\tevil"),
+    ] {
+        lk.run(&["client", "create", "--name", "x", flag, value])
+            .fails(2, "evil");
     }
     assert_eq!(
         lk.run(&["client", "list", "--json"]).json(),
