@@ -39,6 +39,8 @@ async fn inspect(app: &AppState, caller: &str, token: &str) -> Result<Value, OAu
     let inactive = json!({ "active": false });
     if token.contains('.') {
         return Ok(match live_access_token(app, token).await {
+            // A user's token is active only while the user is, as at userinfo.
+            Ok(c) if c.has_user() && !user_active(app, &c.sub).await? => inactive,
             Ok(c) => json!({
                 "active": true,
                 "iss": c.iss,
@@ -68,11 +70,7 @@ async fn inspect(app: &AppState, caller: &str, token: &str) -> Result<Value, OAu
         && rt.expires_at > now
         && rt.grant.client_id == caller
         && !app.store.grant_revoked(&rt.grant.id).await?
-        && app
-            .store
-            .user(rt.grant.user_id)
-            .await?
-            .is_some_and(|u| !u.disabled);
+        && user_active(app, &rt.grant.user_id.to_string()).await?;
     if !live {
         return Ok(inactive);
     }
@@ -86,4 +84,12 @@ async fn inspect(app: &AppState, caller: &str, token: &str) -> Result<Value, OAu
         "iat": rt.issued_at,
         "token_type": "refresh_token",
     }))
+}
+
+/// Whether the user a token names (its `sub`) exists and is enabled.
+async fn user_active(app: &AppState, sub: &str) -> Result<bool, OAuthError> {
+    let Ok(id) = uuid::Uuid::parse_str(sub) else {
+        return Ok(false);
+    };
+    Ok(app.store.user(id).await?.is_some_and(|u| !u.disabled))
 }
