@@ -281,6 +281,14 @@ impl Config {
         }
         positive("keys.jwks_max_age_secs", raw.keys.jwks_max_age_secs)?;
         positive("keys.retention_secs", raw.keys.retention_secs)?;
+        // A key stays published until every token it signed has expired (OIDC Core
+        // §10.1.1); access-token TTLs are capped by it at client creation.
+        if raw.keys.retention_secs < raw.tokens.id_token_ttl_secs {
+            return Err(bad(
+                "keys.retention_secs",
+                "must be at least tokens.id_token_ttl_secs, or ID tokens outlive their key",
+            ));
+        }
         positive("keys.reload_secs", raw.keys.reload_secs as i64)?;
         if raw.keys.rotation_period_days < 0 {
             return Err(bad(
@@ -427,6 +435,16 @@ mod tests {
                     ..Default::default()
                 },
                 "log_format",
+            ),
+            (
+                RawConfig {
+                    keys: KeysConfig {
+                        retention_secs: 600,
+                        ..Default::default()
+                    },
+                    ..Default::default()
+                },
+                "keys.retention_secs",
             ),
         ] {
             let err = Config::from_raw(raw).unwrap_err().to_string();

@@ -562,6 +562,13 @@ fn bad_configuration_is_one_line_naming_the_key_exit_2() {
             "database_acquire_timeout_secs",
         ),
         (("LATCHKEY_LOGIN__LOCK_SECS", "0"), "login.lock_secs"),
+        // ID tokens (1 h by default) must not outlive their key.
+        (
+            ("LATCHKEY_KEYS__RETENTION_SECS", "600"),
+            "keys.retention_secs",
+        ),
+        // A typo in a variable name is caught, not ignored.
+        (("LATCHKEY_ISUER", "https://id.example"), "isuer"),
     ] {
         for cmd in [vec!["migrate"], vec!["serve"], vec!["client", "list"]] {
             let out = lk.run_with(&cmd, &[env], None);

@@ -17,7 +17,11 @@ const TTL: i64 = 300;
 
 /// A server whose keys are retained 600 s, with a client whose tokens live 300 s.
 async fn setup(b: Backend) -> (TestServer, TestClient) {
-    let srv = TestServer::start_with(b, |c| c.keys.retention_secs = RETENTION).await;
+    let srv = TestServer::start_with(b, |c| {
+        c.keys.retention_secs = RETENTION;
+        c.tokens.id_token_ttl_secs = TTL;
+    })
+    .await;
     let client = srv
         .client(admin::NewClient {
             name: "api".into(),
@@ -35,6 +39,7 @@ async fn replica(a: &TestServer) -> TestServer {
     let issuer = a.issuer().to_owned();
     TestServer::start_on(a.db.clone(), a.state.clock.clone(), move |c| {
         c.keys.retention_secs = RETENTION;
+        c.tokens.id_token_ttl_secs = TTL;
         c.issuer = issuer;
     })
     .await
