@@ -47,19 +47,32 @@ pub struct RedirectTarget {
 impl RedirectTarget {
     /// RFC 6749 §3.1.2.3, OIDC Core §3.1.2.1: the redirect URI must be registered; it may be
     /// omitted only by a plain OAuth client with exactly one.
-    fn exact(client: &Client, asked: Option<&str>, openid: bool) -> Result<(RedirectTarget, bool), OAuthError> {
+    fn exact(
+        client: &Client,
+        asked: Option<&str>,
+        openid: bool,
+    ) -> Result<(RedirectTarget, bool), OAuthError> {
         let uri = match asked {
             Some(a) => client
                 .redirect_uri_matching(a)
                 .map(|_| a.to_owned())
-                .ok_or_else(|| OAuthError::invalid_request("redirect_uri is not registered for this client"))?,
+                .ok_or_else(|| {
+                    OAuthError::invalid_request("redirect_uri is not registered for this client")
+                })?,
             None if openid => return Err(OAuthError::invalid_request("redirect_uri is required")),
             None => match client.redirect_uris.as_slice() {
                 [only] => only.clone(),
                 _ => return Err(OAuthError::invalid_request("redirect_uri is required")),
             },
         };
-        Ok((RedirectTarget { uri, mode: ResponseMode::Query, state: None }, asked.is_some()))
+        Ok((
+            RedirectTarget {
+                uri,
+                mode: ResponseMode::Query,
+                state: None,
+            },
+            asked.is_some(),
+        ))
     }
 
     pub fn uri(&self) -> &str {
@@ -91,9 +104,16 @@ impl RedirectTarget {
     }
 
     pub fn error(&self, issuer: &str, e: &OAuthError) -> Response {
-        let params = vec![("error".into(), e.code().into()), ("error_description".into(), e.description.to_string())];
+        let params = vec![
+            ("error".into(), e.code().into()),
+            ("error_description".into(), e.description.to_string()),
+        ];
         let mut res = self.respond(issuer, params);
-        res.extensions_mut().insert(super::response::LogNote { client_id: None, error: Some(e.code()), cause: e.cause.clone() });
+        res.extensions_mut().insert(super::response::LogNote {
+            client_id: None,
+            error: Some(e.code()),
+            cause: e.cause.clone(),
+        });
         res
     }
 }
@@ -104,10 +124,13 @@ pub fn see_other(location: &str) -> Response {
         Ok(v) => {
             let mut res = StatusCode::SEE_OTHER.into_response();
             res.headers_mut().insert(header::LOCATION, v);
-            res.headers_mut().insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            res.headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
             res
         }
-        Err(_) => error_page(&OAuthError::invalid_request("the redirect URI cannot be used")),
+        Err(_) => error_page(&OAuthError::invalid_request(
+            "the redirect URI cannot be used",
+        )),
     }
 }
 
@@ -146,6 +169,9 @@ pub struct AuthzRequest {
     pub login_hint: Option<String>,
     /// `sub` of a valid id_token_hint.
     pub hint_sub: Option<String>,
+    /// The browser session the request was parked under (set by [`park`]).
+    #[serde(default)]
+    pub parked_session: Option<String>,
 }
 
 impl AuthzRequest {
@@ -162,7 +188,9 @@ pub async fn authorize_get(State(app): State<Arc<AppState>>, req: Request) -> Re
 pub async fn authorize_post(State(app): State<Arc<AppState>>, req: Request) -> Response {
     let headers = req.headers().clone();
     if !is_form(&headers) {
-        return error_page(&OAuthError::invalid_request("the body must be application/x-www-form-urlencoded"));
+        return error_page(&OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        ));
     }
     match read_body(req.into_body()).await {
         Ok(body) => run(&app, &body, headers).await,
@@ -184,82 +212,124 @@ async fn run(app: &Arc<AppState>, raw: &[u8], headers: HeaderMap) -> Response {
     }
 }
 
-async fn validate(app: &AppState, raw: &[u8], now: UnixTime) -> Result<(AuthzRequest, Client), AuthorizeError> {
+async fn validate(
+    app: &AppState,
+    raw: &[u8],
+    now: UnixTime,
+) -> Result<(AuthzRequest, Client), AuthorizeError> {
     let (p, repeated) = Params::parse_noting_repeats(raw)?;
     // RFC 6749 §3.1: a repeated client_id or redirect_uri leaves nothing to trust.
-    if let Some(name) = repeated.as_deref().filter(|n| *n == "client_id" || *n == "redirect_uri") {
+    if let Some(name) = repeated
+        .as_deref()
+        .filter(|n| *n == "client_id" || *n == "redirect_uri")
+    {
         return Err(OAuthError::invalid_request(format!("parameter {name} is repeated")).into());
     }
     let client_id = p.required("client_id")?;
     // RFC 9700 §4.11.2: say nothing about which clients exist.
-    let client = app
-        .store
-        .client(client_id)
-        .await?
-        .ok_or_else(|| OAuthError::invalid_request("the client is unknown or the request is invalid"))?;
+    let client = app.store.client(client_id).await?.ok_or_else(|| {
+        OAuthError::invalid_request("the client is unknown or the request is invalid")
+    })?;
     let scope_param = p.get("scope");
     let openid = scope_param.is_some_and(|s| s.split(' ').any(|t| t == "openid"));
-    let (mut target, redirect_uri_sent) = RedirectTarget::exact(&client, p.get("redirect_uri"), openid)?;
+    let (mut target, redirect_uri_sent) =
+        RedirectTarget::exact(&client, p.get("redirect_uri"), openid)?;
     target.state = p.get("state").map(str::to_owned);
     let fail = |t: &RedirectTarget, e: OAuthError| AuthorizeError::Redirect(Box::new(t.clone()), e);
 
     // The response type fixes the default response mode, which every later error uses.
     let response_type = match p.get("response_type") {
-        None => return Err(fail(&target, OAuthError::invalid_request("response_type is required"))),
+        None => {
+            return Err(fail(
+                &target,
+                OAuthError::invalid_request("response_type is required"),
+            ));
+        }
         Some(rt) => parse_response_type(rt),
     };
     if let Some(rt) = response_type {
-        target.mode = if rt == ResponseType::Code { ResponseMode::Query } else { ResponseMode::Fragment };
+        target.mode = if rt == ResponseType::Code {
+            ResponseMode::Query
+        } else {
+            ResponseMode::Fragment
+        };
     }
     match p.get("response_mode") {
         None => {}
         Some("query") if response_type.is_some_and(|rt| rt != ResponseType::Code) => {
-            return Err(fail(&target, OAuthError::invalid_request("tokens are never sent in the query")));
+            return Err(fail(
+                &target,
+                OAuthError::invalid_request("tokens are never sent in the query"),
+            ));
         }
         Some("query") => target.mode = ResponseMode::Query,
         Some("fragment") => target.mode = ResponseMode::Fragment,
         Some("form_post") => target.mode = ResponseMode::FormPost,
-        Some(_) => return Err(fail(&target, OAuthError::invalid_request("response_mode is not supported"))),
+        Some(_) => {
+            return Err(fail(
+                &target,
+                OAuthError::invalid_request("response_mode is not supported"),
+            ));
+        }
     }
     if let Some(name) = repeated {
-        return Err(fail(&target, OAuthError::invalid_request(format!("parameter {name} is repeated"))));
+        return Err(fail(
+            &target,
+            OAuthError::invalid_request(format!("parameter {name} is repeated")),
+        ));
     }
     // OIDC Core §6: request objects are not supported (discovery says so).
     if p.has("request") {
-        return Err(fail(&target, OAuthError::request_not_supported("request objects are not supported")));
+        return Err(fail(
+            &target,
+            OAuthError::request_not_supported("request objects are not supported"),
+        ));
     }
     if p.has("request_uri") {
-        return Err(fail(&target, OAuthError::request_uri_not_supported("request_uri is not supported")));
+        return Err(fail(
+            &target,
+            OAuthError::request_uri_not_supported("request_uri is not supported"),
+        ));
     }
     let Some(response_type) = response_type else {
-        return Err(fail(&target, OAuthError::unsupported_response_type("response_type is not supported")));
+        return Err(fail(
+            &target,
+            OAuthError::unsupported_response_type("response_type is not supported"),
+        ));
     };
     let grant = match response_type {
         ResponseType::Code => GrantType::AuthorizationCode,
         ResponseType::Token | ResponseType::IdTokenToken => GrantType::Implicit,
     };
     if !client.grant_types.contains(&grant) {
-        return Err(fail(&target, OAuthError::unauthorized_client(format!("this client may not use the {grant} flow"))));
+        return Err(fail(
+            &target,
+            OAuthError::unauthorized_client(format!("this client may not use the {grant} flow")),
+        ));
     }
     let scope = ScopeSet::grant(scope_param, &client.scopes).map_err(|e| fail(&target, e))?;
     let nonce = p.get("nonce").map(str::to_owned);
     // OIDC Core §3.2.2.1: nonce is required when an ID token travels in the front channel.
     if response_type == ResponseType::IdTokenToken && nonce.is_none() {
-        return Err(fail(&target, OAuthError::invalid_request("nonce is required for id_token")));
+        return Err(fail(
+            &target,
+            OAuthError::invalid_request("nonce is required for id_token"),
+        ));
     }
     let code_challenge = match response_type {
         ResponseType::Code => pkce_challenge(app, &client, &p).map_err(|e| fail(&target, e))?,
         ResponseType::Token | ResponseType::IdTokenToken => None,
     };
-    let (prompt_none, prompt_login, prompt_consent) = parse_prompt(p.get("prompt")).map_err(|e| fail(&target, e))?;
+    let (prompt_none, prompt_login, prompt_consent) =
+        parse_prompt(p.get("prompt")).map_err(|e| fail(&target, e))?;
     let max_age = match p.get("max_age") {
         None => None,
-        Some(m) => Some(
-            m.parse::<i64>()
-                .ok()
-                .filter(|m| *m >= 0)
-                .ok_or_else(|| fail(&target, OAuthError::invalid_request("max_age must be a non-negative integer")))?,
-        ),
+        Some(m) => Some(m.parse::<i64>().ok().filter(|m| *m >= 0).ok_or_else(|| {
+            fail(
+                &target,
+                OAuthError::invalid_request("max_age must be a non-negative integer"),
+            )
+        })?),
     };
     let hint_sub = match p.get("id_token_hint") {
         None => None,
@@ -267,7 +337,12 @@ async fn validate(app: &AppState, raw: &[u8], now: UnixTime) -> Result<(AuthzReq
             let keys = app.keys.view(now).map_err(OAuthError::server_error)?;
             match jwt::verify_id_token(hint, &keys, &app.config.issuer, now) {
                 Ok((claims, _expired)) => Some(claims.sub),
-                Err(_) => return Err(fail(&target, OAuthError::invalid_request("id_token_hint is not a valid ID token"))),
+                Err(_) => {
+                    return Err(fail(
+                        &target,
+                        OAuthError::invalid_request("id_token_hint is not a valid ID token"),
+                    ));
+                }
             }
         }
     };
@@ -285,6 +360,7 @@ async fn validate(app: &AppState, raw: &[u8], now: UnixTime) -> Result<(AuthzReq
         max_age,
         login_hint: p.get("login_hint").map(|h| h.chars().take(255).collect()),
         hint_sub,
+        parked_session: None,
     };
     Ok((req, client))
 }
@@ -302,31 +378,51 @@ fn parse_response_type(rt: &str) -> Option<ResponseType> {
 
 /// RFC 7636 §4.3, RFC 9700 §2.1.1: S256 (plain only if configured); required for public
 /// clients, and for all when configured. No method never means plain.
-fn pkce_challenge(app: &AppState, client: &Client, p: &Params) -> Result<Option<String>, OAuthError> {
+fn pkce_challenge(
+    app: &AppState,
+    client: &Client,
+    p: &Params,
+) -> Result<Option<String>, OAuthError> {
     let challenge = p.get("code_challenge");
     let method = p.get("code_challenge_method");
     match (challenge, method) {
         (None, None) => {
             if client.is_public() || app.config.login.require_pkce {
-                Err(OAuthError::invalid_request("code_challenge (PKCE, S256) is required"))
+                Err(OAuthError::invalid_request(
+                    "code_challenge (PKCE, S256) is required",
+                ))
             } else {
                 Ok(None)
             }
         }
-        (None, Some(_)) => Err(OAuthError::invalid_request("code_challenge_method without code_challenge")),
-        (Some(_), None) => Err(OAuthError::invalid_request("code_challenge_method is required (S256)")),
-        (Some(c), Some("S256")) if pkce::is_valid_s256_challenge(c) => Ok(Some(format!("S256:{c}"))),
-        (Some(c), Some("plain")) if app.config.login.allow_plain_pkce && pkce::is_valid_verifier(c) => {
+        (None, Some(_)) => Err(OAuthError::invalid_request(
+            "code_challenge_method without code_challenge",
+        )),
+        (Some(_), None) => Err(OAuthError::invalid_request(
+            "code_challenge_method is required (S256)",
+        )),
+        (Some(c), Some("S256")) if pkce::is_valid_s256_challenge(c) => {
+            Ok(Some(format!("S256:{c}")))
+        }
+        (Some(c), Some("plain"))
+            if app.config.login.allow_plain_pkce && pkce::is_valid_verifier(c) =>
+        {
             Ok(Some(format!("plain:{c}")))
         }
-        (Some(_), Some("S256" | "plain")) => Err(OAuthError::invalid_request("code_challenge is malformed or its method is not allowed")),
-        (Some(_), Some(_)) => Err(OAuthError::invalid_request("code_challenge_method is not supported")),
+        (Some(_), Some("S256" | "plain")) => Err(OAuthError::invalid_request(
+            "code_challenge is malformed or its method is not allowed",
+        )),
+        (Some(_), Some(_)) => Err(OAuthError::invalid_request(
+            "code_challenge_method is not supported",
+        )),
     }
 }
 
 /// OIDC Core §3.1.2.1: `none` stands alone.
 fn parse_prompt(prompt: Option<&str>) -> Result<(bool, bool, bool), OAuthError> {
-    let Some(prompt) = prompt else { return Ok((false, false, false)) };
+    let Some(prompt) = prompt else {
+        return Ok((false, false, false));
+    };
     let (mut none, mut login, mut consent) = (false, false, false);
     let mut count = 0;
     for value in prompt.split(' ').filter(|s| !s.is_empty()) {
@@ -336,36 +432,63 @@ fn parse_prompt(prompt: Option<&str>) -> Result<(bool, bool, bool), OAuthError> 
             "login" => login = true,
             "consent" => consent = true,
             "select_account" => {}
-            _ => return Err(OAuthError::invalid_request("prompt has an unsupported value")),
+            _ => {
+                return Err(OAuthError::invalid_request(
+                    "prompt has an unsupported value",
+                ));
+            }
         }
     }
     if none && count > 1 {
-        return Err(OAuthError::invalid_request("prompt=none cannot be combined with other values"));
+        return Err(OAuthError::invalid_request(
+            "prompt=none cannot be combined with other values",
+        ));
     }
     Ok((none, login, consent))
 }
 
-/// Whether `session` satisfies the request's authentication demands (prompt=login made
-/// after `since`, max_age, id_token_hint).
-pub fn authenticated(req: &AuthzRequest, session: &Session, since: Option<UnixTime>, now: UnixTime) -> bool {
-    let (Some(user), Some(auth_time)) = (session.user_id, session.auth_time) else { return false };
-    if req.prompt_login && since.is_none_or(|t| auth_time < t) {
+/// Whether `session` satisfies the request's authentication demands (prompt=login, max_age,
+/// id_token_hint).
+pub fn authenticated(req: &AuthzRequest, session: &Session, now: UnixTime) -> bool {
+    let (Some(user), Some(auth_time)) = (session.user_id, session.auth_time) else {
+        return false;
+    };
+    // OIDC Core §3.1.2.1 prompt=login: a login after the request was parked. A login always
+    // starts a new session, so the session must differ from the parking one (a clock
+    // comparison would let a login in the same second count).
+    if req.prompt_login
+        && req
+            .parked_session
+            .as_ref()
+            .is_none_or(|parked| *parked == session.id.0)
+    {
         return false;
     }
     if req.max_age.is_some_and(|m| now - auth_time > m) {
         return false;
     }
-    req.hint_sub.as_ref().is_none_or(|sub| *sub == user.to_string())
+    req.hint_sub
+        .as_ref()
+        .is_none_or(|sub| *sub == user.to_string())
 }
 
 /// Login, consent, or answer now.
-async fn decide(app: &Arc<AppState>, req: AuthzRequest, client: &Client, headers: &HeaderMap, now: UnixTime) -> Result<Response, AuthorizeError> {
+async fn decide(
+    app: &Arc<AppState>,
+    req: AuthzRequest,
+    client: &Client,
+    headers: &HeaderMap,
+    now: UnixTime,
+) -> Result<Response, AuthorizeError> {
     let issuer = &app.config.issuer;
     let current = session::current(app, headers, now).await?;
-    let signed_in = current.as_ref().filter(|s| authenticated(&req, s, None, now));
+    let signed_in = current.as_ref().filter(|s| authenticated(&req, s, now));
     let Some(sess) = signed_in else {
         if req.prompt_none {
-            return Ok(req.fail(issuer, OAuthError::login_required("the user is not signed in")));
+            return Ok(req.fail(
+                issuer,
+                OAuthError::login_required("the user is not signed in"),
+            ));
         }
         // Keep (or start) the browser session the login form will be bound to.
         let (cookie, sess) = match current {
@@ -384,7 +507,10 @@ async fn decide(app: &Arc<AppState>, req: AuthzRequest, client: &Client, headers
     };
     if needs_consent(app, &req, client, sess).await? {
         if req.prompt_none {
-            return Ok(req.fail(issuer, OAuthError::consent_required("the user has not consented")));
+            return Ok(req.fail(
+                issuer,
+                OAuthError::consent_required("the user has not consented"),
+            ));
         }
         let id = park(app, &req, sess, now).await?;
         return Ok(see_other(&format!("/consent?request={id}")));
@@ -393,13 +519,22 @@ async fn decide(app: &Arc<AppState>, req: AuthzRequest, client: &Client, headers
 }
 
 /// Stores the request for the login or consent step; returns its id.
-pub async fn park(app: &AppState, req: &AuthzRequest, sess: &Session, now: UnixTime) -> Result<String, OAuthError> {
+pub async fn park(
+    app: &AppState,
+    req: &AuthzRequest,
+    sess: &Session,
+    now: UnixTime,
+) -> Result<String, OAuthError> {
     let id = secrets::random_b64(16).map_err(OAuthError::server_error)?;
+    let parked = AuthzRequest {
+        parked_session: Some(sess.id.0.clone()),
+        ..req.clone()
+    };
     let pending = PendingRequest {
         id: id.clone(),
         session_id: sess.id.clone(),
         client_id: req.client_id.clone(),
-        request: serde_json::to_string(req).map_err(OAuthError::server_error)?,
+        request: serde_json::to_string(&parked).map_err(OAuthError::server_error)?,
         created_at: now,
         expires_at: now + 600,
     };
@@ -409,16 +544,27 @@ pub async fn park(app: &AppState, req: &AuthzRequest, sess: &Session, now: UnixT
 
 /// Consent is needed unless the client is first-party or the user already granted a
 /// superset of the scope; prompt=consent always asks.
-pub async fn needs_consent(app: &AppState, req: &AuthzRequest, client: &Client, sess: &Session) -> Result<bool, OAuthError> {
+pub async fn needs_consent(
+    app: &AppState,
+    req: &AuthzRequest,
+    client: &Client,
+    sess: &Session,
+) -> Result<bool, OAuthError> {
     if req.prompt_consent {
         return Ok(true);
     }
     if client.first_party {
         return Ok(false);
     }
-    let Some(user) = sess.user_id else { return Ok(true) };
+    let Some(user) = sess.user_id else {
+        return Ok(true);
+    };
     let asked = ScopeSet::parse(&req.scope)?;
-    Ok(!app.store.consent(user, &client.id).await?.is_some_and(|granted| asked.is_subset(&granted)))
+    Ok(!app
+        .store
+        .consent(user, &client.id)
+        .await?
+        .is_some_and(|granted| asked.is_subset(&granted)))
 }
 
 #[derive(Deserialize)]
@@ -427,10 +573,20 @@ pub struct ResumeQuery {
 }
 
 /// GET /authorize/resume?request=ID: continue a parked request after login.
-pub async fn resume(State(app): State<Arc<AppState>>, Query(q): Query<ResumeQuery>, headers: HeaderMap) -> Response {
+pub async fn resume(
+    State(app): State<Arc<AppState>>,
+    Query(q): Query<ResumeQuery>,
+    headers: HeaderMap,
+) -> Response {
     let now = app.clock.now();
-    let expired = || error_page(&OAuthError::invalid_request("this sign-in request is unknown or has expired; start again from the application"));
-    let Some(id) = q.request else { return expired() };
+    let expired = || {
+        error_page(&OAuthError::invalid_request(
+            "this sign-in request is unknown or has expired; start again from the application",
+        ))
+    };
+    let Some(id) = q.request else {
+        return expired();
+    };
     let sess = match session::current(&app, &headers, now).await {
         Ok(Some(s)) => s,
         Ok(None) => return expired(),
@@ -441,13 +597,15 @@ pub async fn resume(State(app): State<Arc<AppState>>, Query(q): Query<ResumeQuer
         Ok(_) => return expired(),
         Err(e) => return error_page(&e.into()),
     };
-    let Ok(req) = serde_json::from_str::<AuthzRequest>(&pending.request) else { return expired() };
+    let Ok(req) = serde_json::from_str::<AuthzRequest>(&pending.request) else {
+        return expired();
+    };
     let client = match app.store.client(&req.client_id).await {
         Ok(Some(c)) => c,
         Ok(None) => return expired(),
         Err(e) => return error_page(&e.into()),
     };
-    if !authenticated(&req, &sess, Some(pending.created_at), now) {
+    if !authenticated(&req, &sess, now) {
         return see_other(&format!("/login?request={id}"));
     }
     match needs_consent(&app, &req, &client, &sess).await {

@@ -16,7 +16,7 @@ use crate::grant::password::verify_login;
 use crate::model::{Client, PendingRequest, Session};
 use crate::oauth::{ErrorKind, OAuthError, Params, Password, ScopeSet};
 
-use super::authorize::{AuthzRequest, see_other};
+use super::authorize::{AuthzRequest, authenticated, see_other};
 use super::extract::{PeerIp, is_form, read_body};
 use super::pages::{error_page, render_redirecting_form};
 use super::{finish, session};
@@ -243,7 +243,12 @@ pub async fn consent_get(
         Ok(x) => x,
         Err(res) => return res,
     };
-    let Some(user_id) = sess.user_id else {
+    // Only a session that meets the request's sign-in demands (prompt=login, max_age,
+    // id_token_hint) may consent; otherwise the login page comes first.
+    let Some(user_id) = sess
+        .user_id
+        .filter(|_| authenticated(&req, &sess, app.clock.now()))
+    else {
         return see_other(&format!("/login?request={id}"));
     };
     let username = match app.store.user(user_id).await {
@@ -282,10 +287,10 @@ pub async fn consent_post(State(app): State<Arc<AppState>>, req: Request) -> Res
     if !session::csrf_ok(&app, &sess.id, &format!("consent:{id}"), p.get("csrf")) {
         return forbidden("the form has expired; go back to the application and start again");
     }
-    let Some(user_id) = sess.user_id else {
-        return expired();
-    };
     let now = app.clock.now();
+    let Some(user_id) = sess.user_id.filter(|_| authenticated(&areq, &sess, now)) else {
+        return see_other(&format!("/login?request={id}"));
+    };
     // One decision per request: a second submission finds nothing to take.
     match app.store.take_pending(id, &sess.id, now).await {
         Ok(Some(_)) => {}
