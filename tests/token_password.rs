@@ -259,6 +259,43 @@ async fn oversized_passwords_are_refused_before_hashing(b: Backend) {
     srv.login(&client, "alice", PASSWORD, "openid").await;
 }
 
+// SECURITY-TESTS: BI-08, BI-07, PW-02
+async fn impossible_usernames_are_bad_credentials_not_500(b: Backend) {
+    let srv = TestServer::start(b).await;
+    let client = srv.password_client().await;
+    let before = srv.verifications().await;
+    // PostgreSQL refused these (NUL in text; an index key over ~2.7 KB) with a 500.
+    let cjk: String = (0..3000u32)
+        .map(|i| char::from_u32(0x4e00 + (i * 7919) % 20000).unwrap())
+        .collect();
+    for (rule, username) in [
+        ("NUL", "ali\u{0}ce".to_owned()),
+        ("control character", "ali\nce".to_owned()),
+        ("256 bytes", "u".repeat(256)),
+        ("9 KB of CJK", cjk),
+    ] {
+        let res = srv
+            .password_grant(&client, &username, PASSWORD, "openid")
+            .await;
+        res.assert_error(400, "invalid_grant", rule);
+        assert_eq!(
+            res.json["error_description"],
+            "the username or password is incorrect"
+        );
+    }
+    assert_eq!(
+        srv.verifications().await,
+        before,
+        "no account can have these names: nothing to hash"
+    );
+    // 255 bytes is a possible name: an ordinary unknown user, hashed once.
+    let res = srv
+        .password_grant(&client, &"u".repeat(255), PASSWORD, "openid")
+        .await;
+    res.assert_error(400, "invalid_grant", "255 bytes");
+    assert_eq!(srv.verifications().await, before + 1);
+}
+
 // SECURITY-TESTS: PW-06
 async fn passwords_are_compared_as_the_bytes_given(b: Backend) {
     // Documented: no Unicode normalisation; the bytes sent at login must be the bytes set.
@@ -315,6 +352,7 @@ both_backends! {
     bad_credentials_get_one_byte_identical_answer,
     password_grant_is_for_confidential_clients_allowed_it,
     oversized_passwords_are_refused_before_hashing,
+    impossible_usernames_are_bad_credentials_not_500,
     passwords_are_compared_as_the_bytes_given,
     user_token_lifetime_is_the_clients,
 }

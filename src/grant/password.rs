@@ -11,6 +11,9 @@ use crate::store::ThrottleLimit;
 
 use super::{GrantCtx, IdTokenFor, TokenResponse, audience, user_tokens};
 
+/// Longest username an account can have.
+const MAX_USERNAME_BYTES: usize = 255;
+
 /// The same answer for an unknown user, a wrong password and a disabled account.
 fn bad_credentials() -> OAuthError {
     OAuthError::invalid_grant("the username or password is incorrect")
@@ -51,6 +54,12 @@ pub async fn verify_login(
     let cfg = &app.config.login;
     if password.secret().len() > cfg.max_password_bytes {
         return Err(OAuthError::invalid_request("password is too long"));
+    }
+    // No account can have such a name (admin::create_user), so the answer is that of any
+    // bad credential, without hashing; and it must not reach the store: PostgreSQL refuses
+    // NUL and over-long index keys.
+    if username.len() > MAX_USERNAME_BYTES || username.chars().any(char::is_control) {
+        return Err(bad_credentials());
     }
     let (user_key, ip_key) = throttle_keys(username, ctx.peer);
     let limit = |max_failures| ThrottleLimit {
