@@ -86,14 +86,12 @@ async fn user_lock_refuses_before_hashing_and_passes(b: Backend) {
 
 // SECURITY-TESTS: PW-04
 async fn ip_lock_spans_usernames_and_ignores_untrusted_forwarded_for(b: Backend) {
-    let srv = TestServer::start_with(b, |c| {
-        c.login.ip_max_failures = 4;
-        c.login.user_max_failures = 100;
-    })
-    .await;
+    // Default limits: 50 failures per IP in the window.
+    let srv = TestServer::start(b).await;
     srv.user("alice", PASSWORD).await;
     let client = srv.password_client().await;
-    for i in 0..4 {
+    // One password sprayed over 50 usernames, with a new X-Forwarded-For each time.
+    for i in 0..50 {
         let xff = format!("198.51.100.{i}");
         let res = srv
             .token_with_headers(
@@ -124,9 +122,39 @@ async fn ip_lock_spans_usernames_and_ignores_untrusted_forwarded_for(b: Backend)
             )
             .await;
         res.assert_error(429, "invalid_grant", username);
-        assert!(res.header("retry-after").is_some());
+        assert_eq!(res.header("retry-after"), Some("300"));
     }
     assert_eq!(srv.verifications().await, before);
+}
+
+// SECURITY-TESTS: PW-03
+async fn failures_count_within_a_window_and_locks_are_temporary_by_default(b: Backend) {
+    let srv = TestServer::start(b).await; // 5 failures per 900 s, 300 s lock
+    srv.user("alice", PASSWORD).await;
+    let client = srv.password_client().await;
+    let fail = |n: u32| {
+        let (srv, client) = (&srv, &client);
+        async move {
+            for _ in 0..n {
+                let res = srv.password_grant(client, "alice", "wrong", "openid").await;
+                res.assert_error(400, "invalid_grant", "failure");
+            }
+        }
+    };
+    // Failures older than the window do not count.
+    fail(4).await;
+    srv.advance(900);
+    fail(4).await;
+    srv.login(&client, "alice", PASSWORD, "openid").await;
+    // Five within the window lock, for 300 s, never for good.
+    fail(5).await;
+    let res = srv
+        .password_grant(&client, "alice", PASSWORD, "openid")
+        .await;
+    res.assert_error(429, "invalid_grant", "locked");
+    assert_eq!(res.header("retry-after"), Some("300"));
+    srv.advance(300);
+    srv.login(&client, "alice", PASSWORD, "openid").await;
 }
 
 // SECURITY-TESTS: PW-04
@@ -277,6 +305,7 @@ async fn burst_of_password_grants_stays_bounded(b: Backend) {
 both_backends! {
     user_lock_refuses_before_hashing_and_passes,
     ip_lock_spans_usernames_and_ignores_untrusted_forwarded_for,
+    failures_count_within_a_window_and_locks_are_temporary_by_default,
     forwarded_for_is_believed_from_a_trusted_proxy,
     failures_on_two_instances_add_up,
     burst_of_password_grants_stays_bounded,
