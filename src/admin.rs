@@ -243,6 +243,10 @@ pub async fn create_user(
             "--username must be 1-255 printable characters".into(),
         ));
     }
+    // Users are looked up by id or username; a username shaped like an id would be ambiguous.
+    if Uuid::parse_str(&username).is_ok() {
+        return Err(AdminError::Invalid("--username must not look like a user id (a UUID)".into()));
+    }
     check_password(&password, max_password_bytes)?;
     let hash = tokio::task::spawn_blocking(move || secrets::hash_password(&password))
         .await

@@ -399,21 +399,8 @@ async fn a_deleted_clients_own_tokens_are_dead(b: Backend) {
     );
 }
 
-mod known_bugs {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "live_access_token (src/http/userinfo.rs) does not check that the client still exists"]
-    async fn a_deleted_clients_own_tokens_are_dead_on_sqlite() {
-        super::a_deleted_clients_own_tokens_are_dead(super::Backend::Sqlite).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "live_access_token (src/http/userinfo.rs) does not check that the client still exists"]
-    async fn a_deleted_clients_own_tokens_are_dead_on_postgres() {
-        super::a_deleted_clients_own_tokens_are_dead(super::Backend::Postgres).await
-    }
-}
-
 both_backends! {
+    a_deleted_clients_own_tokens_are_dead,
     deleting_twice_is_a_clear_not_found,
     a_client_deleted_at_one_instance_is_refused_at_the_other,
     a_user_disabled_at_one_instance_is_refused_at_the_other,

@@ -253,7 +253,7 @@ async fn delete_client_revokes_its_grants(s: &dyn Store) {
     assert!(s.client(&g.client_id).await.unwrap().is_none());
     assert!(s.grant_revoked(&g.id).await.unwrap());
     assert!(
-        s.access_token_revoked("any-jti", Some(&g.id))
+        s.access_token_revoked("any-jti", Some(&g.id), None)
             .await
             .unwrap(),
         "its access tokens are dead"
@@ -466,18 +466,18 @@ async fn grant_absolute_expiry_is_invalid(s: &dyn Store) {
 
 // SECURITY-TESTS: UR-03, RL-09
 async fn access_token_revocation_is_idempotent(s: &dyn Store) {
-    assert!(!s.access_token_revoked("jti-1", None).await.unwrap());
+    assert!(!s.access_token_revoked("jti-1", None, None).await.unwrap());
     for _ in 0..3 {
         s.revoke_access_token("jti-1", T0 + 60).await.unwrap();
     }
-    assert!(s.access_token_revoked("jti-1", None).await.unwrap());
-    assert!(!s.access_token_revoked("jti-2", None).await.unwrap());
+    assert!(s.access_token_revoked("jti-1", None, None).await.unwrap());
+    assert!(!s.access_token_revoked("jti-2", None, None).await.unwrap());
     let g = family(s, "rt", T0 + 10_000, T0 + 600).await;
-    assert!(!s.access_token_revoked("jti-2", Some(&g.id)).await.unwrap());
+    assert!(!s.access_token_revoked("jti-2", Some(&g.id), None).await.unwrap());
     s.revoke_grant(&g.id, T0 + 1).await.unwrap();
     s.revoke_grant(&g.id, T0 + 2).await.unwrap();
     assert!(
-        s.access_token_revoked("jti-2", Some(&g.id)).await.unwrap(),
+        s.access_token_revoked("jti-2", Some(&g.id), None).await.unwrap(),
         "by its grant"
     );
     assert!(s.grant_revoked(&g.id).await.unwrap());
@@ -710,13 +710,13 @@ async fn purge_deletes_only_expired_rows_in_batches(s: &dyn Store) {
         );
         assert!(!s.grant_revoked(&g.id).await.unwrap());
         assert!(
-            s.access_token_revoked(&format!("live-{i}"), None)
+            s.access_token_revoked(&format!("live-{i}"), None, None)
                 .await
                 .unwrap()
         );
     }
     assert!(s.refresh_token(&h("old-0")).await.unwrap().is_none());
-    assert!(!s.access_token_revoked("old-0", None).await.unwrap());
+    assert!(!s.access_token_revoked("old-0", None, None).await.unwrap());
     assert!(
         s.login_locked_until("user:locked2", "ip:none", now)
             .await

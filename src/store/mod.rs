@@ -13,7 +13,9 @@ use async_trait::async_trait;
 use uuid::Uuid;
 
 use crate::clock::UnixTime;
-use crate::model::{AuthCodeRecord, Client, Grant, PendingRequest, Redeem, Session, SigningKeyRecord, User};
+use crate::model::{
+    AuthCodeRecord, Client, Grant, PendingRequest, Redeem, Session, SigningKeyRecord, User,
+};
 use crate::oauth::{OAuthError, ScopeSet, TokenHash};
 
 pub use postgres::PgStore;
@@ -193,11 +195,13 @@ pub trait Store: Send + Sync + 'static {
     async fn grant_revoked(&self, grant_id: &str) -> Result<bool, StoreError>;
 
     async fn revoke_access_token(&self, jti: &str, expires_at: UnixTime) -> Result<(), StoreError>;
-    /// Whether an access token was revoked, by its jti or through its grant.
+    /// Whether an access token was revoked: by its jti, through its grant, or because its
+    /// client (if given) was deleted.
     async fn access_token_revoked(
         &self,
         jti: &str,
         grant_id: Option<&str>,
+        client_id: Option<&str>,
     ) -> Result<bool, StoreError>;
 
     /// The latest `locked_until` of the two throttle keys, if it is after `now`.
@@ -233,17 +237,34 @@ pub trait Store: Send + Sync + 'static {
     async fn put_pending(&self, req: &PendingRequest) -> Result<(), StoreError>;
     async fn pending(&self, id: &str, now: UnixTime) -> Result<Option<PendingRequest>, StoreError>;
     /// Moves a pending request to another session (the one a login just created).
-    async fn rebind_pending(&self, id: &str, from: &TokenHash, to: &TokenHash) -> Result<bool, StoreError>;
+    async fn rebind_pending(
+        &self,
+        id: &str,
+        from: &TokenHash,
+        to: &TokenHash,
+    ) -> Result<bool, StoreError>;
     /// Removes and returns a pending request of `session`: one caller gets it.
-    async fn take_pending(&self, id: &str, session: &TokenHash, now: UnixTime) -> Result<Option<PendingRequest>, StoreError>;
+    async fn take_pending(
+        &self,
+        id: &str,
+        session: &TokenHash,
+        now: UnixTime,
+    ) -> Result<Option<PendingRequest>, StoreError>;
 
     async fn insert_code(&self, code: &AuthCodeRecord) -> Result<(), StoreError>;
     /// Spends a code by one conditional write (RFC 6749 §4.1.2: single use).
     async fn redeem_code(&self, hash: &TokenHash, now: UnixTime) -> Result<Redeem, StoreError>;
 
     /// The scope a user has consented to for a client, if any.
-    async fn consent(&self, user_id: Uuid, client_id: &str) -> Result<Option<ScopeSet>, StoreError>;
-    async fn save_consent(&self, user_id: Uuid, client_id: &str, scope: &ScopeSet, now: UnixTime) -> Result<(), StoreError>;
+    async fn consent(&self, user_id: Uuid, client_id: &str)
+    -> Result<Option<ScopeSet>, StoreError>;
+    async fn save_consent(
+        &self,
+        user_id: Uuid,
+        client_id: &str,
+        scope: &ScopeSet,
+        now: UnixTime,
+    ) -> Result<(), StoreError>;
 
     /// Deletes up to `cutoffs.batch` expired rows of each kind.
     async fn purge_expired(&self, cutoffs: PurgeCutoffs) -> Result<Purged, StoreError>;

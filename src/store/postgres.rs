@@ -14,7 +14,9 @@ pub struct PgStore {
 }
 
 impl PgStore {
-    /// Connects lazily: the server starts (and `/readyz` reports) while PostgreSQL is down.
+    /// Connects lazily: a running server rides out an outage (503s, `/readyz` failing) and
+    /// recovers by itself. At start, migrations need the database, so `serve` fails fast with
+    /// one line when it is down, for the supervisor to retry.
     pub async fn connect(url: &str, settings: PoolSettings) -> Result<Self, super::StoreError> {
         let options = PgConnectOptions::from_str(url)
             .map_err(|e| super::StoreError::Other(format!("bad PostgreSQL URL: {e}")))?

@@ -562,13 +562,22 @@ macro_rules! sql_store {
                 Ok(())
             }
 
-            async fn access_token_revoked(&self, jti: &str, grant_id: Option<&str>) -> Result<bool, StoreError> {
+            async fn access_token_revoked(
+                &self,
+                jti: &str,
+                grant_id: Option<&str>,
+                client_id: Option<&str>,
+            ) -> Result<bool, StoreError> {
+                // One round trip: the jti deny-list, the grant, and the client's existence.
                 let n: i64 = sqlx::query_scalar(
                     "SELECT (SELECT COUNT(*) FROM revoked_access_tokens WHERE jti = $1) \
-                     + (SELECT COUNT(*) FROM grants WHERE id = $2 AND revoked_at IS NOT NULL)",
+                     + (SELECT COUNT(*) FROM grants WHERE id = $2 AND revoked_at IS NOT NULL) \
+                     + (SELECT CASE WHEN $3 IS NULL OR EXISTS (SELECT 1 FROM clients WHERE id = $3) \
+                        THEN 0 ELSE 1 END)",
                 )
                 .bind(jti)
                 .bind(grant_id)
+                .bind(client_id)
                 .fetch_one(&self.pool)
                 .await?;
                 Ok(n > 0)
