@@ -33,7 +33,9 @@ pub async fn logout(State(app): State<Arc<AppState>>, req: Request) -> Response 
     let is_post = req.method() == Method::POST;
     let params = if is_post {
         if !is_form(&headers) {
-            return error_page(&OAuthError::invalid_request("the form must be application/x-www-form-urlencoded"));
+            return error_page(&OAuthError::invalid_request(
+                "the form must be application/x-www-form-urlencoded",
+            ));
         }
         match read_body(req.into_body()).await {
             Ok(b) => Params::parse(&b),
@@ -43,12 +45,19 @@ pub async fn logout(State(app): State<Arc<AppState>>, req: Request) -> Response 
         Params::parse(req.uri().query().unwrap_or("").as_bytes())
     };
     match params {
-        Ok(p) => run(&app, &headers, &p, is_post).await.unwrap_or_else(|e| error_page(&e)),
+        Ok(p) => run(&app, &headers, &p, is_post)
+            .await
+            .unwrap_or_else(|e| error_page(&e)),
         Err(e) => error_page(&e),
     }
 }
 
-async fn run(app: &AppState, headers: &HeaderMap, p: &Params, is_post: bool) -> Result<Response, OAuthError> {
+async fn run(
+    app: &AppState,
+    headers: &HeaderMap,
+    p: &Params,
+    is_post: bool,
+) -> Result<Response, OAuthError> {
     let now = app.clock.now();
     let keys = app.keys.view(now).map_err(OAuthError::server_error)?;
     // The hint may have expired; it still names the client and user (RP-Initiated §2).
@@ -57,11 +66,17 @@ async fn run(app: &AppState, headers: &HeaderMap, p: &Params, is_post: bool) -> 
         Some(h) => Some(
             jwt::verify_id_token(h, &keys, &app.config.issuer, now)
                 .map(|(claims, _)| claims)
-                .map_err(|_| OAuthError::invalid_request("id_token_hint is not a valid ID token"))?,
+                .map_err(|_| {
+                    OAuthError::invalid_request("id_token_hint is not a valid ID token")
+                })?,
         ),
     };
     let client_id = match (hint.as_ref().map(|c| c.aud.as_str()), p.get("client_id")) {
-        (Some(a), Some(b)) if a != b => return Err(OAuthError::invalid_request("client_id does not match the id_token_hint")),
+        (Some(a), Some(b)) if a != b => {
+            return Err(OAuthError::invalid_request(
+                "client_id does not match the id_token_hint",
+            ));
+        }
         (Some(a), _) => Some(a.to_owned()),
         (None, b) => b.map(str::to_owned),
     };
@@ -72,22 +87,31 @@ async fn run(app: &AppState, headers: &HeaderMap, p: &Params, is_post: bool) -> 
                 Some(id) => app.store.client(id).await?,
                 None => None,
             };
-            let registered = client.is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
+            let registered =
+                client.is_some_and(|c| c.post_logout_redirect_uris.iter().any(|r| r == uri));
             if !registered {
-                return Err(OAuthError::invalid_request("post_logout_redirect_uri is not registered for this client"));
+                return Err(OAuthError::invalid_request(
+                    "post_logout_redirect_uri is not registered for this client",
+                ));
             }
             Some(uri.to_owned())
         }
     };
+    // RP-Initiated Logout §2: an RP may send its request by GET or POST; a POST carrying a
+    // CSRF token is our own confirmation form.
+    let our_form = is_post && p.has("csrf");
     if let Some(s) = session::current(app, headers, now).await? {
         // Without a hint for this user, only our own confirmation form ends the session.
-        let confirmed = if is_post {
+        let confirmed = if our_form {
             session::csrf_ok(app, &s.id, "logout", p.get("csrf"))
         } else {
-            hint.as_ref().is_some_and(|h| s.user_id.is_some_and(|u| u.to_string() == h.sub))
+            hint.as_ref()
+                .is_some_and(|h| s.user_id.is_some_and(|u| u.to_string() == h.sub))
         };
-        if !confirmed && is_post {
-            return Err(OAuthError::invalid_request("the form has expired; try signing out again"));
+        if !confirmed && our_form {
+            return Err(OAuthError::invalid_request(
+                "the form has expired; try signing out again",
+            ));
         }
         if !confirmed {
             let csrf = session::csrf(app, &s.id, "logout");
@@ -104,13 +128,23 @@ async fn run(app: &AppState, headers: &HeaderMap, p: &Params, is_post: bool) -> 
     }
     let mut res = match redirect {
         Some(uri) => {
-            let mut target = url::Url::parse(&uri).map_err(|_| OAuthError::invalid_request("bad post_logout_redirect_uri"))?;
+            let mut target = url::Url::parse(&uri)
+                .map_err(|_| OAuthError::invalid_request("bad post_logout_redirect_uri"))?;
             if let Some(state) = p.get("state") {
                 target.query_pairs_mut().append_pair("state", state);
             }
             see_other(target.as_str())
         }
-        None => render(StatusCode::OK, &LogoutPage { done: true, csrf: "", post_logout_redirect_uri: None, state: None, client_id: None }),
+        None => render(
+            StatusCode::OK,
+            &LogoutPage {
+                done: true,
+                csrf: "",
+                post_logout_redirect_uri: None,
+                state: None,
+                client_id: None,
+            },
+        ),
     };
     session::clear_cookie(app, &mut res);
     Ok(res)
