@@ -444,6 +444,46 @@ async fn refresh_has_an_idle_and_an_absolute_lifetime(b: Backend) {
         .assert_error(400, "invalid_grant", "absolute lifetime");
 }
 
+// SECURITY-TESTS: RT-07
+//
+// The store and the grants honour per-client lifetimes; `client create` has no flag for
+// them yet, so the client is written through the store.
+async fn per_client_refresh_lifetimes_override_the_config(b: Backend) {
+    let (srv, base) = setup(b).await;
+    let mut c = srv.store().client(&base.id).await.unwrap().unwrap();
+    c.id = "short-lived-refresh".into();
+    c.refresh_idle_ttl = Some(50);
+    c.refresh_absolute_ttl = Some(120);
+    srv.store().insert_client(&c).await.unwrap();
+    let client = TestClient {
+        id: c.id.clone(),
+        secret: base.secret.clone(),
+    };
+
+    let t = srv.login(&client, "alice", PASSWORD, "openid").await;
+    let long = srv.login(&base, "alice", PASSWORD, "openid").await;
+    srv.advance(50);
+    let res = srv.refresh(&client, &s(&t, "refresh_token"), &[]).await;
+    res.assert_error(400, "invalid_grant", "the client's idle lifetime");
+    let res = srv.refresh(&base, &s(&long, "refresh_token"), &[]).await;
+    assert_eq!(
+        res.status, 200,
+        "other clients keep the configured one: {}",
+        res.text
+    );
+
+    let mut t = srv.login(&client, "alice", PASSWORD, "openid").await;
+    for _ in 0..2 {
+        srv.advance(40);
+        let res = srv.refresh(&client, &s(&t, "refresh_token"), &[]).await;
+        assert_eq!(res.status, 200, "{}", res.text);
+        t = res.json;
+    }
+    srv.advance(40); // 120 s after the login
+    let res = srv.refresh(&client, &s(&t, "refresh_token"), &[]).await;
+    res.assert_error(400, "invalid_grant", "the client's absolute lifetime");
+}
+
 both_backends! {
     refresh_rotates_and_the_id_token_keeps_its_identity,
     reuse_after_the_grace_period_revokes_the_family,
@@ -453,4 +493,5 @@ both_backends! {
     scope_may_narrow_but_never_widen,
     refresh_dies_with_its_user_client_or_family,
     refresh_has_an_idle_and_an_absolute_lifetime,
+    per_client_refresh_lifetimes_override_the_config,
 }
