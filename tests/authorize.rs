@@ -730,6 +730,71 @@ async fn advertised_response_types_and_modes_work(b: Backend) {
     }
 }
 
+// SECURITY-TESTS: AZ-03
+async fn loopback_redirect_uris_may_vary_only_the_port(b: Backend) {
+    let srv = TestServer::start(b).await;
+    srv.user("alice", PW).await;
+    let native = srv
+        .client(NewClient {
+            name: "Desktop App".into(),
+            public: true,
+            grant_types: vec![GrantType::AuthorizationCode],
+            redirect_uris: vec!["http://127.0.0.1/cb".into()],
+            scope: Some("openid".into()),
+            first_party: true,
+            ..Default::default()
+        })
+        .await;
+    let browser = Browser::new(&srv);
+    let uri = "http://127.0.0.1:51234/cb";
+    let (params, verifier) = code_params(&native, "openid", &[("redirect_uri", uri)]);
+    let res = browser.sign_in(&as_refs(&params), "alice", PW).await;
+    // RFC 8252 §7.3: the response goes to the port the app asked for.
+    let (_, got) = response_params(&res, uri);
+    let code = param(&got, "code").unwrap();
+    let token = |code: String, verifier: String, uri: &'static str| {
+        let srv = &srv;
+        let id = native.id.clone();
+        async move {
+            srv.post_form(
+                "/token",
+                None,
+                &[
+                    ("grant_type", "authorization_code"),
+                    ("code", &code),
+                    ("redirect_uri", uri),
+                    ("code_verifier", &verifier),
+                    ("client_id", &id),
+                ],
+            )
+            .await
+        }
+    };
+    let res = token(code, verifier, uri).await;
+    assert_eq!(res.status, 200, "{}", res.text);
+    // /token must repeat the URI used, port included.
+    let (params, verifier) = code_params(&native, "openid", &[("redirect_uri", uri)]);
+    let res = browser.authorize(&as_refs(&params)).await;
+    let code = param(&response_params(&res, uri).1, "code").unwrap();
+    token(code, verifier, "http://127.0.0.1/cb")
+        .await
+        .assert_error(400, "invalid_grant", "the registered URI without the port");
+    for near_miss in [
+        "http://127.0.0.1:51234/cb2",
+        "http://127.0.0.1:51234/cb/",
+        "http://127.0.0.1:51234/",
+        "http://localhost:51234/cb",
+        "http://127.0.0.1.evil.example:51234/cb",
+        "https://127.0.0.1:51234/cb",
+        "http://127.0.0.2:51234/cb",
+        "http://127.0.0.1:x/cb",
+        "http://127.0.0.1:51234@evil.example/cb",
+    ] {
+        let (params, _) = code_params(&native, "openid", &[("redirect_uri", near_miss)]);
+        assert_error_page(&browser.authorize(&as_refs(&params)).await, near_miss);
+    }
+}
+
 both_backends! {
     unknown_missing_or_deleted_client_gets_an_error_page,
     unregistered_redirect_uri_gets_an_error_page,
@@ -742,4 +807,5 @@ both_backends! {
     response_modes_are_checked,
     post_equals_get_and_request_objects_are_refused,
     advertised_response_types_and_modes_work,
+    loopback_redirect_uris_may_vary_only_the_port,
 }

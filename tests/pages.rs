@@ -533,6 +533,190 @@ async fn client_supplied_text_is_escaped_everywhere(b: Backend) {
     no_live_markup(&res, "error page");
 }
 
+/// Submits the login form of `login` with these credentials.
+async fn submit_login(browser: &Browser<'_>, login: &str, user: &str, pw: &str) -> Res {
+    let (request, csrf) = form_of(browser, login).await;
+    browser
+        .post(
+            "/login",
+            &[
+                ("request", &request),
+                ("csrf", &csrf),
+                ("username", user),
+                ("password", pw),
+            ],
+        )
+        .await
+}
+
+// SECURITY-TESTS: PW-02
+async fn a_failed_login_does_not_say_whether_the_user_exists(b: Backend) {
+    let srv = TestServer::start(b).await;
+    srv.user("alice", PW).await;
+    let disabled = srv.user("carol", PW).await;
+    latchkey::admin::set_disabled(srv.store(), &disabled.username, true, srv.now())
+        .await
+        .unwrap();
+    let client = code_client(&srv, false).await;
+    let browser = Browser::new(&srv);
+    let (params, _) = code_request(&client, "openid");
+    let login = start(&browser, &params).await;
+    let before = srv.verifications().await;
+    let mut pages = Vec::new();
+    for (rule, user, pw) in [
+        ("unknown user", "mallory", PW),
+        ("wrong password", "alice", "wrong password"),
+        ("disabled user", "carol", PW),
+    ] {
+        let res = submit_login(&browser, &login, user, pw).await;
+        assert_eq!(res.status, 400, "{rule}: {}", res.text);
+        assert!(res.header("location").is_none(), "{rule}");
+        assert!(set_cookies(&res).is_empty(), "{rule}");
+        assert_page_headers(&res, rule);
+        assert!(
+            res.text.contains("name=\"password\""),
+            "{rule}: the form again"
+        );
+        // The same page, but for the username typed in.
+        pages.push(res.text.replace(&format!("value=\"{user}\""), "value=\"\""));
+    }
+    assert_eq!(
+        pages[0], pages[1],
+        "unknown user and wrong password look alike"
+    );
+    assert_eq!(pages[1], pages[2], "a disabled account looks alike");
+    assert_eq!(
+        srv.verifications().await,
+        before + 3,
+        "one hash per attempt"
+    );
+    // An empty form is re-shown without hashing.
+    let res = submit_login(&browser, &login, "alice", "").await;
+    assert_eq!(res.status, 400);
+    assert_eq!(srv.verifications().await, before + 3);
+}
+
+// SECURITY-TESTS: PW-03
+async fn the_login_page_is_throttled_like_the_password_grant(b: Backend) {
+    let srv = TestServer::start_with(b, |c| c.login.user_max_failures = 3).await;
+    srv.user("alice", PW).await;
+    let client = code_client(&srv, true).await;
+    let browser = Browser::new(&srv);
+    let (params, _) = code_request(&client, "openid");
+    let login = start(&browser, &params).await;
+    for _ in 0..3 {
+        let res = submit_login(&browser, &login, "alice", "wrong password").await;
+        assert_eq!(res.status, 400, "{}", res.text);
+    }
+    let before = srv.verifications().await;
+    for pw in ["wrong password", PW] {
+        let res = submit_login(&browser, &login, "alice", pw).await;
+        assert_eq!(res.status, 429, "locked: {}", res.text);
+        assert!(
+            res.header("retry-after")
+                .is_some_and(|s| s.parse::<u64>().unwrap() > 0)
+        );
+        assert!(
+            res.text.contains("Too many failed attempts"),
+            "{}",
+            res.text
+        );
+        assert!(res.text.contains("name=\"password\""), "the form again");
+        assert!(set_cookies(&res).is_empty());
+        assert_page_headers(&res, "locked");
+    }
+    assert_eq!(srv.verifications().await, before, "refused before hashing");
+    srv.advance(srv.state.config.login.lock_secs + 1);
+    let res = submit_login(&browser, &login, "alice", PW).await;
+    assert_eq!(res.status, 303, "unlocked: {}", res.text);
+}
+
+// SECURITY-TESTS: RL-09
+async fn consent_is_remembered_per_scope_set_and_approved_once(b: Backend) {
+    let srv = TestServer::start(b).await;
+    srv.user("alice", PW).await;
+    let client = code_client(&srv, false).await;
+    let browser = Browser::new(&srv);
+    let (params, _) = code_request(&client, "openid profile");
+    let consent = to_consent(&browser, &params, "alice").await;
+    let page = browser.get(&consent).await;
+    assert!(page.text.contains("Photo App"), "the client's name");
+    assert!(
+        page.text.contains("See your name and profile"),
+        "scopes in words"
+    );
+    // Two approvals at once: one answer, one error page, never a 5xx.
+    let (request, csrf) = form_of(&browser, &consent).await;
+    let form = [
+        ("request", request.as_str()),
+        ("csrf", csrf.as_str()),
+        ("decision", "approve"),
+    ];
+    let (one, two) = tokio::join!(
+        browser.post("/consent", &form),
+        browser.post("/consent", &form)
+    );
+    let mut statuses = [one.status, two.status];
+    statuses.sort_unstable();
+    assert_eq!(statuses, [303, 400], "{} / {}", one.text, two.text);
+    // A subset is not asked again; a larger scope set is; prompt=consent always is.
+    let ask = |scope: &str, prompt: &str| code_params(&client, scope, &[("prompt", prompt)]).0;
+    for (scope, prompt, asked) in [
+        ("openid", "", false),
+        ("profile openid", "", false),
+        ("openid profile email", "", true),
+        ("openid", "consent", true),
+    ] {
+        let res = browser.authorize(&as_refs(&ask(scope, prompt))).await;
+        let loc = res.header("location").unwrap();
+        assert_eq!(
+            loc.starts_with("/consent?"),
+            asked,
+            "{scope} {prompt}: {loc}"
+        );
+    }
+    // First-party clients never ask.
+    let first = code_client(&srv, true).await;
+    let (params, _) = code_params(&first, "openid profile email", &[]);
+    let res = browser.authorize(&as_refs(&params)).await;
+    assert!(
+        res.header("location").unwrap().starts_with(CB),
+        "first party"
+    );
+}
+
+// SECURITY-TESTS: BR-04
+async fn sessions_and_parked_requests_expire(b: Backend) {
+    let srv = TestServer::start_with(b, |c| c.login.session_ttl_secs = 900).await;
+    srv.user("alice", PW).await;
+    let client = code_client(&srv, true).await;
+    let browser = Browser::new(&srv);
+    let (params, _) = code_request(&client, "openid");
+    assert_eq!(
+        browser.sign_in(&as_refs(&params), "alice", PW).await.status,
+        303
+    );
+    let silent = code_params(&client, "openid", &[("prompt", "none")]).0;
+    srv.advance(899);
+    let res = browser.authorize(&as_refs(&silent)).await;
+    assert!(
+        param(&response_params(&res, CB).1, "code").is_some(),
+        "still signed in"
+    );
+    srv.advance(1);
+    let res = browser.authorize(&as_refs(&silent)).await;
+    assert_eq!(
+        param(&response_params(&res, CB).1, "error").as_deref(),
+        Some("login_required"),
+        "the session ended after its lifetime"
+    );
+    // A sign-in left on the login page for too long must start again.
+    let login = start(&browser, &params).await;
+    srv.advance(601);
+    let res = browser.get(&login).await;
+    assert_error_page(&res, "expired request");
+}
+
 both_backends! {
     every_page_carries_the_security_headers,
     login_posts_without_our_csrf_token_are_refused_before_any_hashing,
@@ -541,4 +725,8 @@ both_backends! {
     the_session_cookie_is_secure_on_an_https_issuer,
     a_good_login_answers_303,
     client_supplied_text_is_escaped_everywhere,
+    a_failed_login_does_not_say_whether_the_user_exists,
+    the_login_page_is_throttled_like_the_password_grant,
+    consent_is_remembered_per_scope_set_and_approved_once,
+    sessions_and_parked_requests_expire,
 }

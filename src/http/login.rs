@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use askama::Template;
 use axum::extract::{Query, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
 use serde::Deserialize;
 
@@ -198,6 +198,11 @@ pub async fn login_post(
             let mut res = login_page(&app, &sess, id, &req, &client, username, Some(message));
             if e.kind == ErrorKind::TooManyAttempts {
                 *res.status_mut() = StatusCode::TOO_MANY_REQUESTS;
+                // RFC 6585 §4: say when to come back, as the token endpoint does.
+                if let Some(secs) = e.retry_after {
+                    res.headers_mut()
+                        .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                }
             }
             return res;
         }
