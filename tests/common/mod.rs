@@ -3,6 +3,8 @@
 //! redirects.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod browser;
+
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -44,7 +46,8 @@ macro_rules! both_backends {
 
 /// The PostgreSQL server tests create their databases on (`DATABASE_URL`).
 pub fn postgres_admin_url() -> String {
-    std::env::var("DATABASE_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
 /// A database that exists for one test.
@@ -60,7 +63,11 @@ impl TestDb {
             Backend::Sqlite => {
                 let dir = tempfile::tempdir().unwrap();
                 let url = format!("sqlite://{}/latchkey.db", dir.path().display());
-                TestDb { url, _dir: Some(dir), pg_name: None }
+                TestDb {
+                    url,
+                    _dir: Some(dir),
+                    pg_name: None,
+                }
             }
             Backend::Postgres => {
                 use sqlx::Connection;
@@ -69,10 +76,17 @@ impl TestDb {
                 let mut conn = sqlx::PgConnection::connect(&admin)
                     .await
                     .expect("PostgreSQL tests need a server: set DATABASE_URL (see README)");
-                sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.unwrap();
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
                 let mut url = url::Url::parse(&admin).unwrap();
                 url.set_path(&name);
-                TestDb { url: url.to_string(), _dir: None, pg_name: Some(name) }
+                TestDb {
+                    url: url.to_string(),
+                    _dir: None,
+                    pg_name: Some(name),
+                }
             }
         }
     }
@@ -80,11 +94,16 @@ impl TestDb {
 
 impl Drop for TestDb {
     fn drop(&mut self) {
-        let Some(name) = self.pg_name.take() else { return };
+        let Some(name) = self.pg_name.take() else {
+            return;
+        };
         let admin = postgres_admin_url();
         // Drop runs inside a runtime; do the async work on a thread of its own.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async move {
                 use sqlx::Connection;
                 if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
@@ -124,11 +143,17 @@ impl Res {
     pub fn assert_error(&self, status: u16, error: &str, rule: &str) {
         assert_eq!(self.status, status, "{rule}: {}", self.text);
         assert_eq!(self.json["error"], error, "{rule}: {}", self.text);
-        assert!(self.header("content-type").unwrap_or("").starts_with("application/json"), "{rule}");
+        assert!(
+            self.header("content-type")
+                .unwrap_or("")
+                .starts_with("application/json"),
+            "{rule}"
+        );
         assert_eq!(self.header("cache-control"), Some("no-store"), "{rule}");
         let d = self.json["error_description"].as_str().unwrap_or("");
         assert!(
-            d.bytes().all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E)),
+            d.bytes()
+                .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5B | 0x5D..=0x7E)),
             "{rule}: error_description has forbidden characters: {d}"
         );
     }
@@ -174,7 +199,11 @@ impl TestServer {
     }
 
     /// A server over an existing database (a second replica), with its own clock.
-    pub async fn start_on(db: Arc<TestDb>, clock: Clock, tweak: impl FnOnce(&mut RawConfig)) -> TestServer {
+    pub async fn start_on(
+        db: Arc<TestDb>,
+        clock: Clock,
+        tweak: impl FnOnce(&mut RawConfig),
+    ) -> TestServer {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let mut raw = RawConfig {
@@ -192,7 +221,14 @@ impl TestServer {
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        TestServer { addr, base: format!("http://{addr}"), state, http: http_client(), db, task }
+        TestServer {
+            addr,
+            base: format!("http://{addr}"),
+            state,
+            http: http_client(),
+            db,
+            task,
+        }
     }
 
     pub fn store(&self) -> &dyn Store {
@@ -229,7 +265,10 @@ impl TestServer {
         )
         .await
         .unwrap();
-        TestClient { id: c.id, secret: secret.map(|s| s.secret().to_owned()) }
+        TestClient {
+            id: c.id,
+            secret: secret.map(|s| s.secret().to_owned()),
+        }
     }
 
     /// A confidential client allowed `grants` and `scope`.
@@ -252,9 +291,18 @@ impl TestServer {
             email: Some(format!("{username}@example.com")),
             email_verified: true,
         };
-        admin::create_user(self.store(), NewUser { username: username.into(), profile }, Password::new(password), 1024, self.now())
-            .await
-            .unwrap()
+        admin::create_user(
+            self.store(),
+            NewUser {
+                username: username.into(),
+                profile,
+            },
+            Password::new(password),
+            1024,
+            self.now(),
+        )
+        .await
+        .unwrap()
     }
 
     pub async fn read(res: reqwest::Response) -> Res {
@@ -262,11 +310,21 @@ impl TestServer {
         let headers = res.headers().clone();
         let text = res.text().await.unwrap_or_default();
         let json = serde_json::from_str(&text).unwrap_or(Value::Null);
-        Res { status, headers, text, json }
+        Res {
+            status,
+            headers,
+            text,
+            json,
+        }
     }
 
     /// POST a form with optional HTTP Basic credentials.
-    pub async fn post_form(&self, path: &str, basic: Option<(&str, &str)>, form: &[(&str, &str)]) -> Res {
+    pub async fn post_form(
+        &self,
+        path: &str,
+        basic: Option<(&str, &str)>,
+        form: &[(&str, &str)],
+    ) -> Res {
         let body = form_body(form);
         let mut req = self
             .http
@@ -281,7 +339,12 @@ impl TestServer {
 
     /// POST /token authenticated with client_secret_basic.
     pub async fn token(&self, client: &TestClient, form: &[(&str, &str)]) -> Res {
-        self.post_form("/token", Some((&client.id, client.secret.as_deref().unwrap_or(""))), form).await
+        self.post_form(
+            "/token",
+            Some((&client.id, client.secret.as_deref().unwrap_or(""))),
+            form,
+        )
+        .await
     }
 
     pub async fn get(&self, path: &str) -> Res {
@@ -289,13 +352,35 @@ impl TestServer {
     }
 
     pub async fn get_bearer(&self, path: &str, token: &str) -> Res {
-        Self::read(self.http.get(self.url(path)).bearer_auth(token).send().await.unwrap()).await
+        Self::read(
+            self.http
+                .get(self.url(path))
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
     }
 
     /// A password grant for `user`, returning the token response.
-    pub async fn password_grant(&self, client: &TestClient, username: &str, password: &str, scope: &str) -> Res {
-        self.token(client, &[("grant_type", "password"), ("username", username), ("password", password), ("scope", scope)])
-            .await
+    pub async fn password_grant(
+        &self,
+        client: &TestClient,
+        username: &str,
+        password: &str,
+        scope: &str,
+    ) -> Res {
+        self.token(
+            client,
+            &[
+                ("grant_type", "password"),
+                ("username", username),
+                ("password", password),
+                ("scope", scope),
+            ],
+        )
+        .await
     }
 
     pub async fn jwks(&self) -> Value {
@@ -314,7 +399,10 @@ pub fn form_body(form: &[(&str, &str)]) -> String {
 /// RFC 6749 §2.3.1: form-encode both parts, then base64.
 pub fn basic_header(id: &str, secret: &str) -> String {
     let enc = |s: &str| url::form_urlencoded::byte_serialize(s.as_bytes()).collect::<String>();
-    format!("Basic {}", STANDARD.encode(format!("{}:{}", enc(id), enc(secret))))
+    format!(
+        "Basic {}",
+        STANDARD.encode(format!("{}:{}", enc(id), enc(secret)))
+    )
 }
 
 /// The decoded header and claims of a JWT, unverified.
@@ -322,14 +410,23 @@ pub fn jwt_parts(token: &str) -> (Value, Value) {
     let mut it = token.split('.');
     let h = URL_SAFE_NO_PAD.decode(it.next().unwrap()).unwrap();
     let c = URL_SAFE_NO_PAD.decode(it.next().unwrap()).unwrap();
-    (serde_json::from_slice(&h).unwrap(), serde_json::from_slice(&c).unwrap())
+    (
+        serde_json::from_slice(&h).unwrap(),
+        serde_json::from_slice(&c).unwrap(),
+    )
 }
 
 /// Verifies a JWT with the published JWK alone, as a resource server would.
-pub fn verify_with_jwks(token: &str, jwks: &Value, issuer: &str, audience: &str) -> Result<Value, String> {
+pub fn verify_with_jwks(
+    token: &str,
+    jwks: &Value,
+    issuer: &str,
+    audience: &str,
+) -> Result<Value, String> {
     let (header, _) = jwt_parts(token);
     let kid = header["kid"].as_str().ok_or("no kid")?;
-    let set: jsonwebtoken::jwk::JwkSet = serde_json::from_value(jwks.clone()).map_err(|e| e.to_string())?;
+    let set: jsonwebtoken::jwk::JwkSet =
+        serde_json::from_value(jwks.clone()).map_err(|e| e.to_string())?;
     let jwk = set.find(kid).ok_or("kid not in JWKS")?;
     let key = jsonwebtoken::DecodingKey::from_jwk(jwk).map_err(|e| e.to_string())?;
     let alg = match jwk.common.key_algorithm {
@@ -348,7 +445,10 @@ pub fn verify_with_jwks(token: &str, jwks: &Value, issuer: &str, audience: &str)
 
 /// Settings for a store opened directly (contract tests).
 pub fn pool_settings() -> PoolSettings {
-    PoolSettings { max_connections: 8, acquire_timeout: std::time::Duration::from_secs(3) }
+    PoolSettings {
+        max_connections: 8,
+        acquire_timeout: std::time::Duration::from_secs(3),
+    }
 }
 
 // ---- Users, refresh, revocation and introspection (issue 4) ----
