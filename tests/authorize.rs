@@ -384,6 +384,16 @@ async fn every_authorization_response_carries_iss(b: Backend) {
     let (params, _) = code_params(&client, "openid", &[("prompt", "none")]);
     let res = fresh.authorize(&as_refs(&params)).await;
     assert_redirect_error(&res, CB, "login_required", Some("xyz"), &iss, "prompt=none");
+    // A missing response_type is reported in the response mode asked for.
+    let (params, _) = code_params(
+        &client,
+        "openid",
+        &[("response_type", ""), ("response_mode", "form_post")],
+    );
+    let res = browser.authorize(&as_refs(&params)).await;
+    let rule = "no response_type, form_post";
+    let d = assert_redirect_error(&res, CB, "invalid_request", Some("xyz"), &iss, rule);
+    assert_eq!(d, Delivery::FormPost, "{rule}");
 }
 
 /// A 1 KiB state full of characters that need care.

@@ -546,6 +546,19 @@ async fn max_age_forces_a_fresh_login_when_exceeded(b: Backend) {
             srv.issuer(),
             "max_age + none",
         );
+        // max_age=0 is prompt=login, even within the same second as the last login.
+        let (params, _) = params_in(&client, "openid", mode, &[("max_age", "0")]);
+        let res = browser.authorize(&as_refs(&params)).await;
+        let login = res.header("location").unwrap().to_owned();
+        assert!(login.starts_with("/login?"), "{mode}: max_age=0 asks again");
+        let c = sign_in_claims(&srv, &browser, &client, mode, &[("max_age", "0")]).await;
+        assert_eq!(c["auth_time"], srv.now(), "{mode}: max_age=0");
+        let (params, _) = params_in(&client, "openid", mode, &[("max_age", "0")]);
+        let res = browser.authorize(&as_refs(&params)).await;
+        assert!(
+            res.header("location").unwrap().starts_with("/login?"),
+            "{mode}: right after that login, max_age=0 still asks"
+        );
     }
 }
 

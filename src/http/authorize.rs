@@ -237,16 +237,9 @@ async fn validate(
     target.state = p.get("state").map(str::to_owned);
     let fail = |t: &RedirectTarget, e: OAuthError| AuthorizeError::Redirect(Box::new(t.clone()), e);
 
-    // The response type fixes the default response mode, which every later error uses.
-    let response_type = match p.get("response_type") {
-        None => {
-            return Err(fail(
-                &target,
-                OAuthError::invalid_request("response_type is required"),
-            ));
-        }
-        Some(rt) => parse_response_type(rt),
-    };
+    // The response type fixes the default response mode, and response_mode may change it;
+    // every later error, a missing response_type included, is sent that way.
+    let response_type = p.get("response_type").and_then(parse_response_type);
     if let Some(rt) = response_type {
         target.mode = if rt == ResponseType::Code {
             ResponseMode::Query
@@ -271,6 +264,12 @@ async fn validate(
                 OAuthError::invalid_request("response_mode is not supported"),
             ));
         }
+    }
+    if !p.has("response_type") {
+        return Err(fail(
+            &target,
+            OAuthError::invalid_request("response_type is required"),
+        ));
     }
     if let Some(name) = repeated {
         return Err(fail(
@@ -320,7 +319,7 @@ async fn validate(
         ResponseType::Code => pkce_challenge(app, &client, &p).map_err(|e| fail(&target, e))?,
         ResponseType::Token | ResponseType::IdTokenToken => None,
     };
-    let (prompt_none, prompt_login, prompt_consent) =
+    let (prompt_none, mut prompt_login, prompt_consent) =
         parse_prompt(p.get("prompt")).map_err(|e| fail(&target, e))?;
     let max_age = match p.get("max_age") {
         None => None,
@@ -331,6 +330,10 @@ async fn validate(
             )
         })?),
     };
+    // OIDC Core §3.1.2.1: max_age=0 is equivalent to prompt=login.
+    if max_age == Some(0) {
+        prompt_login = true;
+    }
     let hint_sub = match p.get("id_token_hint") {
         None => None,
         Some(hint) => {
