@@ -44,6 +44,9 @@ pub struct NewClient {
     pub scope: Option<String>,
     pub resources: Vec<String>,
     pub access_token_ttl: Option<i64>,
+    /// Overrides of the configured refresh-token idle and absolute lifetimes.
+    pub refresh_idle_ttl: Option<i64>,
+    pub refresh_absolute_ttl: Option<i64>,
     pub first_party: bool,
     pub auth_method: Option<AuthMethod>,
 }
@@ -130,6 +133,16 @@ pub async fn create_client(
             "--access-token-ttl must be between 1 and {max} seconds"
         )));
     }
+    for (flag, v) in [
+        ("--refresh-idle-ttl", req.refresh_idle_ttl),
+        ("--refresh-absolute-ttl", req.refresh_absolute_ttl),
+    ] {
+        if v.is_some_and(|v| v <= 0) {
+            return Err(invalid(format!(
+                "{flag} must be a positive number of seconds"
+            )));
+        }
+    }
     let auth_method = match (kind, req.auth_method) {
         (ClientKind::Public, None | Some(AuthMethod::None)) => Some(AuthMethod::None),
         (ClientKind::Public, Some(m)) => {
@@ -164,8 +177,8 @@ pub async fn create_client(
         scopes,
         resources: req.resources,
         access_token_ttl: ttl,
-        refresh_idle_ttl: None,
-        refresh_absolute_ttl: None,
+        refresh_idle_ttl: req.refresh_idle_ttl,
+        refresh_absolute_ttl: req.refresh_absolute_ttl,
         first_party: req.first_party,
         created_at: now,
     };
@@ -245,7 +258,9 @@ pub async fn create_user(
     }
     // Users are looked up by id or username; a username shaped like an id would be ambiguous.
     if Uuid::parse_str(&username).is_ok() {
-        return Err(AdminError::Invalid("--username must not look like a user id (a UUID)".into()));
+        return Err(AdminError::Invalid(
+            "--username must not look like a user id (a UUID)".into(),
+        ));
     }
     check_password(&password, max_password_bytes)?;
     let hash = tokio::task::spawn_blocking(move || secrets::hash_password(&password))

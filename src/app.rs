@@ -224,7 +224,8 @@ pub async fn housekeeping(state: &AppState) {
         };
         match state.store.purge_expired(cutoffs).await {
             Ok(p) => {
-                let total = p.refresh_tokens + p.grants + p.revoked_access_tokens + p.throttle;
+                let total =
+                    p.refresh_tokens + p.grants + p.revoked_access_tokens + p.throttle + p.browser;
                 if total == 0 {
                     return;
                 }

@@ -97,6 +97,12 @@ struct CreateClient {
     /// Access-token lifetime in seconds (default 3600).
     #[arg(long)]
     access_token_ttl: Option<i64>,
+    /// Refresh tokens unused this long die (default: tokens.refresh_idle_ttl_secs).
+    #[arg(long)]
+    refresh_idle_ttl: Option<i64>,
+    /// A refresh family dies this long after sign-in (default: tokens.refresh_absolute_ttl_secs).
+    #[arg(long)]
+    refresh_absolute_ttl: Option<i64>,
     /// Skip the consent page.
     #[arg(long)]
     first_party: bool,
@@ -301,6 +307,8 @@ fn client_json(c: &Client) -> serde_json::Value {
         "scope": c.scopes.to_string(),
         "resources": c.resources,
         "access_token_ttl": c.access_token_ttl,
+        "refresh_idle_ttl": c.refresh_idle_ttl,
+        "refresh_absolute_ttl": c.refresh_absolute_ttl,
         "first_party": c.first_party,
         "token_endpoint_auth_method": c.auth_method.map(AuthMethod::as_str),
         "created_at": c.created_at,
@@ -339,6 +347,8 @@ async fn client(cmd: ClientCmd, config: &Config) -> Result<()> {
                 scope: a.scope,
                 resources: a.resources,
                 access_token_ttl: a.access_token_ttl,
+                refresh_idle_ttl: a.refresh_idle_ttl,
+                refresh_absolute_ttl: a.refresh_absolute_ttl,
                 first_party: a.first_party,
                 auth_method: a.auth_method,
             };

@@ -188,6 +188,27 @@ async fn client_flags_are_stored(lk: &Latchkey) {
     .fails(2, "public client");
     lk.run(&["client", "create", "--name", "x", "--access-token-ttl", "0"])
         .fails(2, "--access-token-ttl");
+    let c = lk
+        .run(&[
+            "client",
+            "create",
+            "--name",
+            "rt",
+            "--grant-type",
+            "password",
+            "--grant-type",
+            "refresh_token",
+            "--refresh-idle-ttl",
+            "600",
+            "--refresh-absolute-ttl",
+            "86400",
+            "--json",
+        ])
+        .json();
+    assert_eq!(c["refresh_idle_ttl"], 600);
+    assert_eq!(c["refresh_absolute_ttl"], 86400);
+    lk.run(&["client", "create", "--name", "x", "--refresh-idle-ttl", "0"])
+        .fails(2, "--refresh-idle-ttl");
     lk.run(&["client", "create", "--name", "x", "--grant-type", "magic"])
         .usage_error("magic");
 }
