@@ -104,7 +104,10 @@ impl Client {
     /// RFC 9700 §4.1.3: the registered URI that `asked` names, by exact string match; for
     /// loopback http URIs of native apps the port may vary (RFC 8252 §7.3).
     pub fn redirect_uri_matching(&self, asked: &str) -> Option<&str> {
-        self.redirect_uris.iter().map(String::as_str).find(|r| *r == asked || loopback_port_variant(r, asked))
+        self.redirect_uris
+            .iter()
+            .map(String::as_str)
+            .find(|r| *r == asked || loopback_port_variant(r, asked))
     }
 }
 
@@ -224,7 +227,9 @@ pub struct AuthCodeRecord {
 pub enum Redeem {
     Redeemed(AuthCodeRecord),
     /// Spent already: the grant the first redemption created must be revoked.
-    AlreadyUsed { grant_id: String },
+    AlreadyUsed {
+        grant_id: String,
+    },
     /// Unknown or expired.
     Unknown,
 }
@@ -262,7 +267,9 @@ fn loopback_port_variant(registered: &str, asked: &str) -> bool {
     // Byte-identical except for the port: "http://127.0.0.1" or "http://[::1]", an optional
     // ":digits", then the same path and query.
     fn split(uri: &str) -> Option<(&str, &str)> {
-        let host = ["http://127.0.0.1", "http://[::1]"].into_iter().find(|h| uri.starts_with(h))?;
+        let host = ["http://127.0.0.1", "http://[::1]"]
+            .into_iter()
+            .find(|h| uri.starts_with(h))?;
         let rest = &uri[host.len()..];
         let rest = match rest.strip_prefix(':') {
             Some(r) => {
@@ -315,7 +322,11 @@ mod tests {
             ("http://127.0.0.1/cb", "http://127.0.0.1.evil/cb", false),
             ("http://127.0.0.1/cb", "http://127.0.0.1:x/cb", false),
             ("http://localhost/cb", "http://localhost:1/cb", false),
-            ("https://app.example/cb", "https://app.example:443/cb", false),
+            (
+                "https://app.example/cb",
+                "https://app.example:443/cb",
+                false,
+            ),
         ] {
             assert_eq!(loopback_port_variant(reg, asked), ok, "{reg} vs {asked}");
         }

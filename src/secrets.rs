@@ -83,7 +83,10 @@ impl SecretHasher {
     }
 
     pub fn verify_csrf(&self, session: &str, purpose: &str, submitted: &str) -> bool {
-        self.csrf_token(session, purpose).as_bytes().ct_eq(submitted.as_bytes()).into()
+        self.csrf_token(session, purpose)
+            .as_bytes()
+            .ct_eq(submitted.as_bytes())
+            .into()
     }
 
     /// The successor of a refresh token, derived rather than random, so that a retried

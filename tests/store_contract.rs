@@ -473,11 +473,17 @@ async fn access_token_revocation_is_idempotent(s: &dyn Store) {
     assert!(s.access_token_revoked("jti-1", None, None).await.unwrap());
     assert!(!s.access_token_revoked("jti-2", None, None).await.unwrap());
     let g = family(s, "rt", T0 + 10_000, T0 + 600).await;
-    assert!(!s.access_token_revoked("jti-2", Some(&g.id), None).await.unwrap());
+    assert!(
+        !s.access_token_revoked("jti-2", Some(&g.id), None)
+            .await
+            .unwrap()
+    );
     s.revoke_grant(&g.id, T0 + 1).await.unwrap();
     s.revoke_grant(&g.id, T0 + 2).await.unwrap();
     assert!(
-        s.access_token_revoked("jti-2", Some(&g.id), None).await.unwrap(),
+        s.access_token_revoked("jti-2", Some(&g.id), None)
+            .await
+            .unwrap(),
         "by its grant"
     );
     assert!(s.grant_revoked(&g.id).await.unwrap());

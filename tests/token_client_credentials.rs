@@ -11,20 +11,34 @@ use latchkey::oauth::GrantType;
 const CC: &[GrantType] = &[GrantType::ClientCredentials];
 
 /// rule, client, form, status, error
-type Case<'a> = (&'a str, &'a common::TestClient, Vec<(&'a str, &'a str)>, u16, &'a str);
+type Case<'a> = (
+    &'a str,
+    &'a common::TestClient,
+    Vec<(&'a str, &'a str)>,
+    u16,
+    &'a str,
+);
 
 // SECURITY-TESTS: TK-01, JW-01, TK-06
 async fn token_verifies_with_the_published_jwk_for_each_algorithm(b: Backend) {
     for alg in ["RS256", "ES256", "EdDSA"] {
         let srv = TestServer::start_with(b, |c| c.keys.algorithm = alg.into()).await;
         let client = srv.confidential(CC, "api:read api:write").await;
-        let res = srv.token(&client, &[("grant_type", "client_credentials"), ("scope", "api:read")]).await;
+        let res = srv
+            .token(
+                &client,
+                &[("grant_type", "client_credentials"), ("scope", "api:read")],
+            )
+            .await;
         assert_eq!(res.status, 200, "{alg}: {}", res.text);
         assert_eq!(res.header("cache-control"), Some("no-store"));
         assert_eq!(res.json["token_type"], "Bearer");
         assert_eq!(res.json["expires_in"], 3600);
         assert_eq!(res.json["scope"], "api:read");
-        assert!(res.json.get("refresh_token").is_none(), "client_credentials never gets a refresh token");
+        assert!(
+            res.json.get("refresh_token").is_none(),
+            "client_credentials never gets a refresh token"
+        );
         let at = res.json["access_token"].as_str().unwrap();
         let (header, _) = jwt_parts(at);
         assert_eq!(header["typ"], "at+jwt");
@@ -34,11 +48,18 @@ async fn token_verifies_with_the_published_jwk_for_each_algorithm(b: Backend) {
         assert_eq!(claims["client_id"], client.id.as_str());
         assert_eq!(claims["scope"], "api:read");
         assert!(claims["jti"].as_str().unwrap().len() >= 16);
-        let (iat, exp) = (claims["iat"].as_i64().unwrap(), claims["exp"].as_i64().unwrap());
+        let (iat, exp) = (
+            claims["iat"].as_i64().unwrap(),
+            claims["exp"].as_i64().unwrap(),
+        );
         assert_eq!(exp - iat, 3600);
         // A token with a foreign audience does not verify for ours.
-        assert!(verify_with_jwks(at, &srv.jwks().await, srv.issuer(), "https://other.example").is_err());
-        assert!(verify_with_jwks(at, &srv.jwks().await, "https://evil.example", srv.issuer()).is_err());
+        assert!(
+            verify_with_jwks(at, &srv.jwks().await, srv.issuer(), "https://other.example").is_err()
+        );
+        assert!(
+            verify_with_jwks(at, &srv.jwks().await, "https://evil.example", srv.issuer()).is_err()
+        );
         // No client id can equal a user's sub (a UUID).
         assert!(uuid::Uuid::parse_str(&client.id).is_err());
     }
@@ -57,7 +78,10 @@ async fn expires_in_is_the_clients_ttl_and_no_scope_means_all(b: Backend) {
         })
         .await;
     // SECURITY-TESTS: TK-05 (`scope=` empty is the default scope)
-    for form in [vec![("grant_type", "client_credentials")], vec![("grant_type", "client_credentials"), ("scope", "")]] {
+    for form in [
+        vec![("grant_type", "client_credentials")],
+        vec![("grant_type", "client_credentials"), ("scope", "")],
+    ] {
         let res = srv.token(&client, &form).await;
         assert_eq!(res.status, 200, "{}", res.text);
         assert_eq!(res.json["expires_in"], 120);
@@ -78,44 +102,136 @@ async fn token_errors_have_their_rfc_codes(b: Backend) {
             ..Default::default()
         })
         .await;
-    let bad = common::TestClient { id: client.id.clone(), secret: Some("wrong".into()) };
+    let bad = common::TestClient {
+        id: client.id.clone(),
+        secret: Some("wrong".into()),
+    };
     let cases: Vec<Case> = vec![
-        ("grant_type is required", &client, vec![("scope", "read")], 400, "invalid_request"),
-        ("empty grant_type is absent", &client, vec![("grant_type", "")], 400, "invalid_request"),
-        ("names are case-sensitive", &client, vec![("GRANT_TYPE", "client_credentials")], 400, "invalid_request"),
-        ("unknown grant_type", &client, vec![("grant_type", "magic")], 400, "unsupported_grant_type"),
-        ("scope outside the client's", &client, vec![("grant_type", "client_credentials"), ("scope", "admin")], 400, "invalid_scope"),
-        ("grant not allowed", &pw_only, vec![("grant_type", "client_credentials")], 400, "unauthorized_client"),
-        ("wrong secret by Basic", &bad, vec![("grant_type", "client_credentials")], 401, "invalid_client"),
-        ("authorization_code without code", &client, vec![("grant_type", "authorization_code")], 400, "unauthorized_client"),
+        (
+            "grant_type is required",
+            &client,
+            vec![("scope", "read")],
+            400,
+            "invalid_request",
+        ),
+        (
+            "empty grant_type is absent",
+            &client,
+            vec![("grant_type", "")],
+            400,
+            "invalid_request",
+        ),
+        (
+            "names are case-sensitive",
+            &client,
+            vec![("GRANT_TYPE", "client_credentials")],
+            400,
+            "invalid_request",
+        ),
+        (
+            "unknown grant_type",
+            &client,
+            vec![("grant_type", "magic")],
+            400,
+            "unsupported_grant_type",
+        ),
+        (
+            "scope outside the client's",
+            &client,
+            vec![("grant_type", "client_credentials"), ("scope", "admin")],
+            400,
+            "invalid_scope",
+        ),
+        (
+            "grant not allowed",
+            &pw_only,
+            vec![("grant_type", "client_credentials")],
+            400,
+            "unauthorized_client",
+        ),
+        (
+            "wrong secret by Basic",
+            &bad,
+            vec![("grant_type", "client_credentials")],
+            401,
+            "invalid_client",
+        ),
+        (
+            "authorization_code without code",
+            &client,
+            vec![("grant_type", "authorization_code")],
+            400,
+            "unauthorized_client",
+        ),
     ];
     for (rule, c, form, status, error) in cases {
         let res = srv.token(c, &form).await;
         res.assert_error(status, error, rule);
         if status == 401 {
-            assert!(res.header("www-authenticate").unwrap().starts_with("Basic realm="), "{rule}");
+            assert!(
+                res.header("www-authenticate")
+                    .unwrap()
+                    .starts_with("Basic realm="),
+                "{rule}"
+            );
         }
     }
     // Unknown parameters are ignored.
-    let res = srv.token(&client, &[("grant_type", "client_credentials"), ("foo", "bar")]).await;
+    let res = srv
+        .token(
+            &client,
+            &[("grant_type", "client_credentials"), ("foo", "bar")],
+        )
+        .await;
     assert_eq!(res.status, 200);
     // Wrong secret by client_secret_post.
     let res = srv
-        .post_form("/token", None, &[("grant_type", "client_credentials"), ("client_id", &client.id), ("client_secret", "nope")])
+        .post_form(
+            "/token",
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &client.id),
+                ("client_secret", "nope"),
+            ],
+        )
         .await;
     res.assert_error(401, "invalid_client", "wrong secret by post");
     // Unknown client.
-    let res = srv.post_form("/token", Some(("nobody", "x")), &[("grant_type", "client_credentials")]).await;
+    let res = srv
+        .post_form(
+            "/token",
+            Some(("nobody", "x")),
+            &[("grant_type", "client_credentials")],
+        )
+        .await;
     res.assert_error(401, "invalid_client", "unknown client");
     // A public client may not use client_credentials (it has no secret to prove).
-    let res = srv.post_form("/token", None, &[("grant_type", "client_credentials"), ("client_id", &public.id)]).await;
-    res.assert_error(400, "unauthorized_client", "public client asks client_credentials");
+    let res = srv
+        .post_form(
+            "/token",
+            None,
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &public.id),
+            ],
+        )
+        .await;
+    res.assert_error(
+        400,
+        "unauthorized_client",
+        "public client asks client_credentials",
+    );
     // client_secret_post works.
     let res = srv
         .post_form(
             "/token",
             None,
-            &[("grant_type", "client_credentials"), ("client_id", &client.id), ("client_secret", client.secret.as_deref().unwrap())],
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &client.id),
+                ("client_secret", client.secret.as_deref().unwrap()),
+            ],
         )
         .await;
     assert_eq!(res.status, 200, "{}", res.text);
@@ -128,11 +244,29 @@ async fn one_authentication_method_per_request(b: Backend) {
     let other = srv.confidential(CC, "read").await;
     let secret = a.secret.clone().unwrap();
     let res = srv
-        .post_form("/token", Some((&a.id, &secret)), &[("grant_type", "client_credentials"), ("client_secret", &secret)])
+        .post_form(
+            "/token",
+            Some((&a.id, &secret)),
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_secret", &secret),
+            ],
+        )
         .await;
-    res.assert_error(400, "invalid_request", "Basic and client_secret in the body");
+    res.assert_error(
+        400,
+        "invalid_request",
+        "Basic and client_secret in the body",
+    );
     let res = srv
-        .post_form("/token", Some((&a.id, &secret)), &[("grant_type", "client_credentials"), ("client_id", &other.id)])
+        .post_form(
+            "/token",
+            Some((&a.id, &secret)),
+            &[
+                ("grant_type", "client_credentials"),
+                ("client_id", &other.id),
+            ],
+        )
         .await;
     res.assert_error(400, "invalid_request", "Basic for A with client_id=B");
     let url = srv.url(&format!("/token?client_id={}&client_secret={secret}", a.id));
@@ -170,25 +304,52 @@ async fn resource_indicators_pick_the_audience(b: Backend) {
             name: "rs".into(),
             grant_types: CC.to_vec(),
             scope: Some("read".into()),
-            resources: vec!["https://api.example/".into(), "https://other.example/".into()],
+            resources: vec![
+                "https://api.example/".into(),
+                "https://other.example/".into(),
+            ],
             ..Default::default()
         })
         .await;
-    let res = srv.token(&client, &[("grant_type", "client_credentials"), ("resource", "https://api.example/")]).await;
+    let res = srv
+        .token(
+            &client,
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", "https://api.example/"),
+            ],
+        )
+        .await;
     assert_eq!(res.status, 200, "{}", res.text);
     let (_, claims) = jwt_parts(res.json["access_token"].as_str().unwrap());
     assert_eq!(claims["aud"], "https://api.example/");
     let res = srv
         .token(
             &client,
-            &[("grant_type", "client_credentials"), ("resource", "https://api.example/"), ("resource", "https://other.example/")],
+            &[
+                ("grant_type", "client_credentials"),
+                ("resource", "https://api.example/"),
+                ("resource", "https://other.example/"),
+            ],
         )
         .await;
     assert_eq!(res.status, 200, "repeating resource is legal: {}", res.text);
     let (_, claims) = jwt_parts(res.json["access_token"].as_str().unwrap());
-    assert_eq!(claims["aud"], serde_json::json!(["https://api.example/", "https://other.example/"]));
-    for bad in ["https://evil.example/", "/relative", "https://api.example/#frag"] {
-        let res = srv.token(&client, &[("grant_type", "client_credentials"), ("resource", bad)]).await;
+    assert_eq!(
+        claims["aud"],
+        serde_json::json!(["https://api.example/", "https://other.example/"])
+    );
+    for bad in [
+        "https://evil.example/",
+        "/relative",
+        "https://api.example/#frag",
+    ] {
+        let res = srv
+            .token(
+                &client,
+                &[("grant_type", "client_credentials"), ("resource", bad)],
+            )
+            .await;
         res.assert_error(400, "invalid_target", bad);
     }
 }
@@ -197,14 +358,29 @@ async fn resource_indicators_pick_the_audience(b: Backend) {
 async fn duplicate_parameters_are_invalid_request(b: Backend) {
     let srv = TestServer::start(b).await;
     let client = srv.confidential(CC, "read").await;
-    for name in ["grant_type", "scope", "client_id", "code", "redirect_uri", "code_verifier", "refresh_token"] {
+    for name in [
+        "grant_type",
+        "scope",
+        "client_id",
+        "code",
+        "redirect_uri",
+        "code_verifier",
+        "refresh_token",
+    ] {
         let body = format!("grant_type=client_credentials&{name}=a&{name}=b");
-        let body = if name == "grant_type" { "grant_type=client_credentials&grant_type=client_credentials".into() } else { body };
+        let body = if name == "grant_type" {
+            "grant_type=client_credentials&grant_type=client_credentials".into()
+        } else {
+            body
+        };
         let res = TestServer::read(
             srv.http
                 .post(srv.url("/token"))
                 .header("content-type", "application/x-www-form-urlencoded")
-                .header("authorization", basic_header(&client.id, client.secret.as_deref().unwrap()))
+                .header(
+                    "authorization",
+                    basic_header(&client.id, client.secret.as_deref().unwrap()),
+                )
                 .body(body)
                 .send()
                 .await
@@ -212,14 +388,23 @@ async fn duplicate_parameters_are_invalid_request(b: Backend) {
         )
         .await;
         res.assert_error(400, "invalid_request", name);
-        assert!(res.json["error_description"].as_str().unwrap().contains(name), "the description names {name}");
+        assert!(
+            res.json["error_description"]
+                .as_str()
+                .unwrap()
+                .contains(name),
+            "the description names {name}"
+        );
     }
     for path in ["/revoke", "/introspect"] {
         let res = TestServer::read(
             srv.http
                 .post(srv.url(path))
                 .header("content-type", "application/x-www-form-urlencoded")
-                .header("authorization", basic_header(&client.id, client.secret.as_deref().unwrap()))
+                .header(
+                    "authorization",
+                    basic_header(&client.id, client.secret.as_deref().unwrap()),
+                )
                 .body("token=a&token=b")
                 .send()
                 .await
@@ -230,7 +415,12 @@ async fn duplicate_parameters_are_invalid_request(b: Backend) {
     }
 }
 
-async fn raw_post(srv: &TestServer, path: &str, content_type: Option<&str>, body: Vec<u8>) -> common::Res {
+async fn raw_post(
+    srv: &TestServer,
+    path: &str,
+    content_type: Option<&str>,
+    body: Vec<u8>,
+) -> common::Res {
     let mut req = srv.http.post(srv.url(path)).body(body);
     if let Some(ct) = content_type {
         req = req.header("content-type", ct);
@@ -243,8 +433,17 @@ async fn malformed_bodies_are_invalid_request_json(b: Backend) {
     let srv = TestServer::start(b).await;
     let client = srv.confidential(CC, "read").await;
     let auth = basic_header(&client.id, client.secret.as_deref().unwrap());
-    for ct in [Some("application/json"), Some("multipart/form-data; boundary=x"), Some("text/plain"), None] {
-        let mut req = srv.http.post(srv.url("/token")).header("authorization", &auth).body("grant_type=client_credentials");
+    for ct in [
+        Some("application/json"),
+        Some("multipart/form-data; boundary=x"),
+        Some("text/plain"),
+        None,
+    ] {
+        let mut req = srv
+            .http
+            .post(srv.url("/token"))
+            .header("authorization", &auth)
+            .body("grant_type=client_credentials");
         if let Some(ct) = ct {
             req = req.header("content-type", ct);
         }
@@ -255,7 +454,10 @@ async fn malformed_bodies_are_invalid_request_json(b: Backend) {
         srv.http
             .post(srv.url("/token"))
             .header("authorization", &auth)
-            .header("content-type", "application/x-www-form-urlencoded; charset=UTF-8")
+            .header(
+                "content-type",
+                "application/x-www-form-urlencoded; charset=UTF-8",
+            )
             .body("grant_type=client_credentials")
             .send()
             .await
@@ -266,10 +468,20 @@ async fn malformed_bodies_are_invalid_request_json(b: Backend) {
     // 64 KiB + 1.
     let mut big = b"grant_type=client_credentials&pad=".to_vec();
     big.resize(64 * 1024 + 1, b'a');
-    let res = raw_post(&srv, "/token", Some("application/x-www-form-urlencoded"), big.clone()).await;
+    let res = raw_post(
+        &srv,
+        "/token",
+        Some("application/x-www-form-urlencoded"),
+        big.clone(),
+    )
+    .await;
     res.assert_error(400, "invalid_request", "body over 64 KiB");
     // The same, chunked.
-    let stream = futures::stream::iter(big.chunks(4096).map(|c| Ok::<_, std::io::Error>(c.to_vec())).collect::<Vec<_>>());
+    let stream = futures::stream::iter(
+        big.chunks(4096)
+            .map(|c| Ok::<_, std::io::Error>(c.to_vec()))
+            .collect::<Vec<_>>(),
+    );
     let res = TestServer::read(
         srv.http
             .post(srv.url("/token"))
@@ -283,12 +495,30 @@ async fn malformed_bodies_are_invalid_request_json(b: Backend) {
     res.assert_error(400, "invalid_request", "chunked body over 64 KiB");
     // 10 000 parameters: refused quickly.
     let many: String = (0..10_000).map(|i| format!("p{i}=1&")).collect();
-    let res = raw_post(&srv, "/token", Some("application/x-www-form-urlencoded"), many.into_bytes()).await;
+    let res = raw_post(
+        &srv,
+        "/token",
+        Some("application/x-www-form-urlencoded"),
+        many.into_bytes(),
+    )
+    .await;
     res.assert_error(400, "invalid_request", "10 000 parameters");
     // Invalid UTF-8 after percent-decoding.
-    let res = raw_post(&srv, "/token", Some("application/x-www-form-urlencoded"), b"grant_type=%FF%FE".to_vec()).await;
+    let res = raw_post(
+        &srv,
+        "/token",
+        Some("application/x-www-form-urlencoded"),
+        b"grant_type=%FF%FE".to_vec(),
+    )
+    .await;
     res.assert_error(400, "invalid_request", "invalid UTF-8");
-    let res = raw_post(&srv, "/token", Some("application/x-www-form-urlencoded"), b"grant_type=\xff".to_vec()).await;
+    let res = raw_post(
+        &srv,
+        "/token",
+        Some("application/x-www-form-urlencoded"),
+        b"grant_type=\xff".to_vec(),
+    )
+    .await;
     res.assert_error(400, "invalid_request", "raw invalid UTF-8");
 }
 
@@ -296,8 +526,19 @@ async fn malformed_bodies_are_invalid_request_json(b: Backend) {
 async fn wrong_methods_and_paths(b: Backend) {
     let srv = TestServer::start(b).await;
     for path in ["/token", "/revoke", "/introspect"] {
-        for method in [reqwest::Method::GET, reqwest::Method::PUT, reqwest::Method::DELETE] {
-            let res = TestServer::read(srv.http.request(method.clone(), srv.url(path)).send().await.unwrap()).await;
+        for method in [
+            reqwest::Method::GET,
+            reqwest::Method::PUT,
+            reqwest::Method::DELETE,
+        ] {
+            let res = TestServer::read(
+                srv.http
+                    .request(method.clone(), srv.url(path))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
             res.assert_error(405, "invalid_request", &format!("{method} {path}"));
             assert_eq!(res.header("allow"), Some("POST"), "{method} {path}");
         }
@@ -307,7 +548,9 @@ async fn wrong_methods_and_paths(b: Backend) {
         assert_eq!(res.status(), 200, "HEAD {path}");
     }
     for path in ["/token/", "//token", "/TOKEN"] {
-        let res = srv.post_form(path, None, &[("grant_type", "client_credentials")]).await;
+        let res = srv
+            .post_form(path, None, &[("grant_type", "client_credentials")])
+            .await;
         assert_eq!(res.status, 404, "{path}");
         assert_eq!(res.json["error"], "invalid_request");
     }
@@ -322,21 +565,54 @@ async fn discovery_documents_agree_and_say_what_works(b: Backend) {
     assert_eq!(oidc.json, oauth.json, "the two documents agree");
     let d = &oidc.json;
     assert_eq!(d["issuer"], srv.issuer());
-    for member in ["token_endpoint", "jwks_uri", "userinfo_endpoint", "revocation_endpoint", "introspection_endpoint"] {
-        assert!(d[member].as_str().unwrap().starts_with(srv.issuer()), "{member}");
+    for member in [
+        "token_endpoint",
+        "jwks_uri",
+        "userinfo_endpoint",
+        "revocation_endpoint",
+        "introspection_endpoint",
+    ] {
+        assert!(
+            d[member].as_str().unwrap().starts_with(srv.issuer()),
+            "{member}"
+        );
     }
-    let algs: Vec<&str> = d["id_token_signing_alg_values_supported"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
+    let algs: Vec<&str> = d["id_token_signing_alg_values_supported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
     assert!(algs.contains(&"RS256"));
     assert!(!algs.iter().any(|a| *a == "none" || a.starts_with("HS")));
     assert_eq!(d["request_uri_parameter_supported"], false);
-    assert!(d["scopes_supported"].as_array().unwrap().contains(&"openid".into()));
+    assert!(
+        d["scopes_supported"]
+            .as_array()
+            .unwrap()
+            .contains(&"openid".into())
+    );
     // Every advertised grant type is accepted by the token endpoint's dispatcher.
-    let client = srv.confidential(&[GrantType::ClientCredentials], "read").await;
+    let client = srv
+        .confidential(&[GrantType::ClientCredentials], "read")
+        .await;
     for g in d["grant_types_supported"].as_array().unwrap() {
-        let res = srv.token(&client, &[("grant_type", g.as_str().unwrap())]).await;
-        assert_ne!(res.json["error"], "unsupported_grant_type", "{g} is advertised");
+        let res = srv
+            .token(&client, &[("grant_type", g.as_str().unwrap())])
+            .await;
+        assert_ne!(
+            res.json["error"], "unsupported_grant_type",
+            "{g} is advertised"
+        );
     }
-    let jwks = srv.get(d["jwks_uri"].as_str().unwrap().trim_start_matches(srv.issuer())).await;
+    let jwks = srv
+        .get(
+            d["jwks_uri"]
+                .as_str()
+                .unwrap()
+                .trim_start_matches(srv.issuer()),
+        )
+        .await;
     assert_eq!(jwks.status, 200);
 }
 
@@ -355,9 +631,16 @@ async fn jwks_publishes_public_members_only(b: Backend) {
         }
         assert_eq!(k["use"], "sig");
         assert!(k["alg"].is_string());
-        assert!(kids.insert(k["kid"].as_str().unwrap().to_owned()), "kids are unique");
+        assert!(
+            kids.insert(k["kid"].as_str().unwrap().to_owned()),
+            "kids are unique"
+        );
         if k["kty"] == "RSA" {
-            let n = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, k["n"].as_str().unwrap()).unwrap();
+            let n = base64::Engine::decode(
+                &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+                k["n"].as_str().unwrap(),
+            )
+            .unwrap();
             assert!(n.len() * 8 >= 2048);
         }
     }

@@ -30,7 +30,11 @@ pub async fn issue(
     };
     ctx.app.store.create_grant(&grant, None).await?;
     let aud = crate::jwt::Audience::One(ctx.app.config.audience.clone());
-    let subject = Subject::User { user, grant_id: &grant.id, auth_time };
+    let subject = Subject::User {
+        user,
+        grant_id: &grant.id,
+        auth_time,
+    };
     let (access_token, _) = issue_access_token(ctx, client, subject, scope, aud)?;
     let mut fields = vec![
         ("access_token".to_owned(), access_token.clone()),
@@ -39,7 +43,14 @@ pub async fn issue(
         ("scope".to_owned(), scope.to_string()),
     ];
     if with_id_token {
-        let t = IdTokenFor { user, scope, auth_time, nonce, access_token: Some(&access_token), code: None };
+        let t = IdTokenFor {
+            user,
+            scope,
+            auth_time,
+            nonce,
+            access_token: Some(&access_token),
+            code: None,
+        };
         fields.push(("id_token".to_owned(), issue_id_token(ctx, client, t)?));
     }
     Ok(fields)

@@ -14,7 +14,13 @@ use crate::oauth::{OAuthError, ScopeSet};
 use super::authorize::{AuthzRequest, ResponseType};
 use super::response::with_client;
 
-pub async fn answer(app: &Arc<AppState>, req: &AuthzRequest, client: &Client, sess: &Session, now: UnixTime) -> Response {
+pub async fn answer(
+    app: &Arc<AppState>,
+    req: &AuthzRequest,
+    client: &Client,
+    sess: &Session,
+    now: UnixTime,
+) -> Response {
     let issuer = &app.config.issuer;
     let res = match run(app, req, client, sess, now).await {
         Ok(fields) => req.target.respond(issuer, fields),
@@ -23,8 +29,16 @@ pub async fn answer(app: &Arc<AppState>, req: &AuthzRequest, client: &Client, se
     with_client(res, Some(&client.id))
 }
 
-async fn run(app: &Arc<AppState>, req: &AuthzRequest, client: &Client, sess: &Session, now: UnixTime) -> Result<Vec<(String, String)>, OAuthError> {
-    let user_id = sess.user_id.ok_or_else(|| OAuthError::login_required("the user is not signed in"))?;
+async fn run(
+    app: &Arc<AppState>,
+    req: &AuthzRequest,
+    client: &Client,
+    sess: &Session,
+    now: UnixTime,
+) -> Result<Vec<(String, String)>, OAuthError> {
+    let user_id = sess
+        .user_id
+        .ok_or_else(|| OAuthError::login_required("the user is not signed in"))?;
     let user = match app.store.user(user_id).await? {
         Some(u) if !u.disabled => u,
         _ => return Err(OAuthError::access_denied("the account is not available")),
@@ -47,7 +61,16 @@ async fn run(app: &Arc<AppState>, req: &AuthzRequest, client: &Client, sess: &Se
         }
         ResponseType::Token | ResponseType::IdTokenToken => {
             let with_id_token = req.response_type == ResponseType::IdTokenToken;
-            grant::implicit::issue(&ctx, client, &user, &scope, auth_time, req.nonce.as_deref(), with_id_token).await
+            grant::implicit::issue(
+                &ctx,
+                client,
+                &user,
+                &scope,
+                auth_time,
+                req.nonce.as_deref(),
+                with_id_token,
+            )
+            .await
         }
     }
 }

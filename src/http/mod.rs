@@ -56,21 +56,29 @@ pub fn routes(state: Arc<AppState>) -> Router {
     // §2.6); /authorize and the pages never do.
     let cors_state = state.clone();
     let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::predicate(move |origin, _| cors_state.cors_allows(origin)))
+        .allow_origin(AllowOrigin::predicate(move |origin, _| {
+            cors_state.cors_allows(origin)
+        }))
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .max_age(Duration::from_secs(600));
     let browser_api = Router::new()
         .route(TOKEN, post(token::token))
         .route(JWKS, get(jwks::jwks))
-        .route(USERINFO, get(userinfo::userinfo_get).post(userinfo::userinfo_post))
+        .route(
+            USERINFO,
+            get(userinfo::userinfo_get).post(userinfo::userinfo_post),
+        )
         .route(REVOKE, post(revoke::revoke))
         .route(OPENID_CONFIGURATION, get(discovery::openid_configuration))
         .route(OAUTH_METADATA, get(discovery::oauth_metadata))
         .layer(cors);
     Router::new()
         .merge(browser_api)
-        .route(AUTHORIZE, get(authorize::authorize_get).post(authorize::authorize_post))
+        .route(
+            AUTHORIZE,
+            get(authorize::authorize_get).post(authorize::authorize_post),
+        )
         .route(AUTHORIZE_RESUME, get(authorize::resume))
         .route(LOGIN, get(login::login_get).post(login::login_post))
         .route(CONSENT, get(login::consent_get).post(login::consent_post))

@@ -15,9 +15,15 @@ use crate::secrets;
 pub const COOKIE: &str = "lk_session";
 
 /// The session the request's cookie names, if it is live.
-pub async fn current(app: &AppState, headers: &HeaderMap, now: UnixTime) -> Result<Option<Session>, OAuthError> {
+pub async fn current(
+    app: &AppState,
+    headers: &HeaderMap,
+    now: UnixTime,
+) -> Result<Option<Session>, OAuthError> {
     let jar = CookieJar::from_headers(headers);
-    let Some(value) = jar.get(COOKIE).map(|c| c.value().to_owned()) else { return Ok(None) };
+    let Some(value) = jar.get(COOKIE).map(|c| c.value().to_owned()) else {
+        return Ok(None);
+    };
     if value.len() > 128 {
         return Ok(None);
     }
@@ -25,7 +31,11 @@ pub async fn current(app: &AppState, headers: &HeaderMap, now: UnixTime) -> Resu
 }
 
 /// Starts a session (anonymous, or signed in as `user`); returns the cookie value.
-pub async fn start(app: &AppState, user: Option<Uuid>, now: UnixTime) -> Result<(String, Session), OAuthError> {
+pub async fn start(
+    app: &AppState,
+    user: Option<Uuid>,
+    now: UnixTime,
+) -> Result<(String, Session), OAuthError> {
     let value = secrets::random_token().map_err(OAuthError::server_error)?;
     let session = Session {
         id: secrets::token_hash(&value),
@@ -40,8 +50,13 @@ pub async fn start(app: &AppState, user: Option<Uuid>, now: UnixTime) -> Result<
 
 fn cookie_header(app: &AppState, value: &str, max_age: Option<i64>) -> Option<HeaderValue> {
     let secure = if app.config.https() { "; Secure" } else { "" };
-    let max_age = max_age.map(|s| format!("; Max-Age={s}")).unwrap_or_default();
-    HeaderValue::from_str(&format!("{COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/{secure}{max_age}")).ok()
+    let max_age = max_age
+        .map(|s| format!("; Max-Age={s}"))
+        .unwrap_or_default();
+    HeaderValue::from_str(&format!(
+        "{COOKIE}={value}; HttpOnly; SameSite=Lax; Path=/{secure}{max_age}"
+    ))
+    .ok()
 }
 
 pub fn set_cookie(app: &AppState, res: &mut Response, value: &str) {
@@ -62,6 +77,11 @@ pub fn csrf(app: &AppState, session: &TokenHash, purpose: &str) -> String {
 }
 
 /// Constant-time check of a submitted CSRF token.
-pub fn csrf_ok(app: &AppState, session: &TokenHash, purpose: &str, submitted: Option<&str>) -> bool {
+pub fn csrf_ok(
+    app: &AppState,
+    session: &TokenHash,
+    purpose: &str,
+    submitted: Option<&str>,
+) -> bool {
     submitted.is_some_and(|s| app.secret_hasher.verify_csrf(&session.0, purpose, s))
 }

@@ -71,7 +71,11 @@ pub async fn live_access_token(app: &AppState, token: &str) -> Result<AccessClai
         })?;
     if app
         .store
-        .access_token_revoked(&claims.jti, claims.grant_id.as_deref(), Some(&claims.client_id))
+        .access_token_revoked(
+            &claims.jti,
+            claims.grant_id.as_deref(),
+            Some(&claims.client_id),
+        )
         .await?
     {
         return Err(OAuthError::invalid_token("the access token was revoked").into());

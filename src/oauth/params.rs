@@ -24,7 +24,9 @@ impl Params {
     pub fn parse(bytes: &[u8]) -> Result<Self, OAuthError> {
         match Self::parse_noting_repeats(bytes)? {
             (params, None) => Ok(params),
-            (_, Some(name)) => Err(OAuthError::invalid_request(format!("parameter {name} is repeated"))),
+            (_, Some(name)) => Err(OAuthError::invalid_request(format!(
+                "parameter {name} is repeated"
+            ))),
         }
     }
 
@@ -98,7 +100,10 @@ impl Params {
     pub fn merge(&mut self, other: Params) -> Result<(), OAuthError> {
         for (name, value) in other.single {
             if !self.insert(name.clone(), value) {
-                return Err(OAuthError::invalid_request(format!("parameter {} is repeated", printable(&name))));
+                return Err(OAuthError::invalid_request(format!(
+                    "parameter {} is repeated",
+                    printable(&name)
+                )));
             }
         }
         self.resources.extend(other.resources);
