@@ -685,6 +685,32 @@ async fn consent_is_remembered_per_scope_set_and_approved_once(b: Backend) {
     );
 }
 
+/// Consent remembered for one scope set grows with the next approval.
+async fn approved_scopes_accumulate(b: Backend) {
+    let srv = TestServer::start(b).await;
+    srv.user("alice", PW).await;
+    let client = code_client(&srv, false).await;
+    let browser = Browser::new(&srv);
+    let (params, _) = code_request(&client, "openid profile");
+    let consent = to_consent(&browser, &params, "alice").await;
+    assert_eq!(browser.consent(&consent, true).await.status, 303);
+    let (params, _) = code_params(&client, "openid email", &[]);
+    let res = browser.authorize(&as_refs(&params)).await;
+    let loc = res.header("location").unwrap().to_owned();
+    assert!(
+        loc.starts_with("/consent?"),
+        "email was never approved: {loc}"
+    );
+    assert_eq!(browser.consent(&loc, true).await.status, 303);
+    let (params, _) = code_params(&client, "openid profile email", &[]);
+    let res = browser.authorize(&as_refs(&params)).await;
+    let loc = res.header("location").unwrap();
+    assert!(
+        loc.starts_with(CB),
+        "profile and email were both approved: {loc}"
+    );
+}
+
 // SECURITY-TESTS: BR-04
 async fn sessions_and_parked_requests_expire(b: Backend) {
     let srv = TestServer::start_with(b, |c| c.login.session_ttl_secs = 900).await;
@@ -728,5 +754,6 @@ both_backends! {
     a_failed_login_does_not_say_whether_the_user_exists,
     the_login_page_is_throttled_like_the_password_grant,
     consent_is_remembered_per_scope_set_and_approved_once,
+    approved_scopes_accumulate,
     sessions_and_parked_requests_expire,
 }

@@ -231,7 +231,11 @@ async fn validate(
         OAuthError::invalid_request("the client is unknown or the request is invalid")
     })?;
     let scope_param = p.get("scope");
-    let openid = scope_param.is_some_and(|s| s.split(' ').any(|t| t == "openid"));
+    // An OpenID request, whether it asks for openid or gets it as the client's default scope.
+    let openid = match scope_param {
+        Some(s) => s.split(' ').any(|t| t == "openid"),
+        None => client.scopes.contains("openid"),
+    };
     let (mut target, redirect_uri_sent) =
         RedirectTarget::exact(&client, p.get("redirect_uri"), openid)?;
     target.state = p.get("state").map(str::to_owned);

@@ -305,12 +305,18 @@ pub async fn consent_post(State(app): State<Arc<AppState>>, req: Request) -> Res
     let issuer = &app.config.issuer;
     match p.get("decision") {
         Some("approve") => {
-            let scope = ScopeSet::parse(&areq.scope).unwrap_or_default();
-            if let Err(e) = app
-                .store
-                .save_consent(user_id, &client.id, &scope, now)
-                .await
-            {
+            // Remembered consent grows: what was approved before stays approved.
+            let asked = ScopeSet::parse(&areq.scope).unwrap_or_default();
+            let saved = match app.store.consent(user_id, &client.id).await {
+                Ok(prior) => {
+                    let scope = prior.map(|p| p.union(&asked)).unwrap_or(asked);
+                    app.store
+                        .save_consent(user_id, &client.id, &scope, now)
+                        .await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = saved {
                 return areq.fail(issuer, e.into());
             }
             finish::answer(&app, &areq, &client, &sess, now).await

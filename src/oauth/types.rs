@@ -96,6 +96,10 @@ impl ScopeSet {
         ScopeSet(self.0.intersection(&other.0).cloned().collect())
     }
 
+    pub fn union(&self, other: &ScopeSet) -> ScopeSet {
+        ScopeSet(self.0.union(&other.0).cloned().collect())
+    }
+
     /// The scope a token request is granted: the requested one if it is within `allowed`,
     /// all of `allowed` when none is requested (RFC 6749 §3.3 lets the server pick a default).
     pub fn grant(requested: Option<&str>, allowed: &ScopeSet) -> Result<ScopeSet, OAuthError> {
