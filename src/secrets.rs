@@ -1,8 +1,8 @@
 //! Random values from the OS CSPRNG, keyed hashes of client secrets, token hashes and
 //! argon2id password hashes.
 
-use argon2::password_hash::{PasswordHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
-use argon2::{Algorithm, Argon2, Params, Version};
+use argon2::password_hash::{PasswordHash, PasswordHasher as _, SaltString};
+use argon2::{Algorithm, Argon2, Block, Params, Version};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
@@ -126,12 +126,39 @@ pub fn hash_password(password: &Password) -> Result<String, HashError> {
 
 /// Verifies a password against a PHC string; a malformed hash never matches.
 pub fn verify_password(password: &Password, phc: &str) -> bool {
-    match PasswordHash::new(phc) {
-        Ok(parsed) => argon2()
-            .verify_password(password.secret().as_bytes(), &parsed)
-            .is_ok(),
-        Err(_) => false,
-    }
+    verify_password_in(password, phc, &mut Vec::new())
+}
+
+/// [`verify_password`] with caller-owned argon2 working memory, grown to the hash's `m` and
+/// reused: the server keeps one buffer per hashing slot instead of allocating 19 MiB per
+/// attempt (which each allocator arena of the blocking pool would then keep).
+pub fn verify_password_in(password: &Password, phc: &str, blocks: &mut Vec<Block>) -> bool {
+    let Ok(parsed) = PasswordHash::new(phc) else {
+        return false;
+    };
+    let (Ok(algorithm), Ok(params)) = (
+        Algorithm::try_from(parsed.algorithm),
+        Params::try_from(&parsed),
+    ) else {
+        return false;
+    };
+    let version = parsed.version.map_or(Ok(Version::V0x13), Version::try_from);
+    let (Ok(version), Some(salt), Some(expected)) = (version, parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    blocks.resize(params.block_count(), Block::default());
+    let mut out = vec![0u8; expected.len()];
+    let hashed = Argon2::new(algorithm, version, params).hash_password_into_with_memory(
+        password.secret().as_bytes(),
+        salt,
+        &mut out,
+        &mut blocks[..],
+    );
+    hashed.is_ok() && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
 }
 
 /// Verifies passwords off the async runtime, at most `permits` at once; the rest queue.
@@ -140,6 +167,8 @@ pub struct PasswordVerifier {
     permits: std::sync::Arc<tokio::sync::Semaphore>,
     dummy_hash: String,
     verified: std::sync::atomic::AtomicU64,
+    /// argon2 working memory, one buffer per slot in use at most.
+    buffers: std::sync::Mutex<Vec<Vec<Block>>>,
 }
 
 impl PasswordVerifier {
@@ -149,6 +178,7 @@ impl PasswordVerifier {
             permits: std::sync::Arc::new(tokio::sync::Semaphore::new(permits.max(1))),
             dummy_hash: hash_password(&Password::new(dummy))?,
             verified: std::sync::atomic::AtomicU64::new(0),
+            buffers: std::sync::Mutex::new(Vec::new()),
         })
     }
 
@@ -187,9 +217,21 @@ impl VerifyTurn<'_> {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let known = phc.is_some();
         let phc = phc.unwrap_or_else(|| v.dummy_hash.clone());
-        let ok = tokio::task::spawn_blocking(move || verify_password(&password, &phc))
-            .await
-            .map_err(|e| HashError(e.to_string()))?;
+        let mut blocks = v
+            .buffers
+            .lock()
+            .ok()
+            .and_then(|mut b| b.pop())
+            .unwrap_or_default();
+        let (ok, blocks) = tokio::task::spawn_blocking(move || {
+            let ok = verify_password_in(&password, &phc, &mut blocks);
+            (ok, blocks)
+        })
+        .await
+        .map_err(|e| HashError(e.to_string()))?;
+        if let Ok(mut pool) = v.buffers.lock() {
+            pool.push(blocks);
+        }
         Ok(ok && known)
     }
 }

@@ -68,9 +68,11 @@ pub fn is_form(headers: &HeaderMap) -> bool {
 }
 
 pub async fn read_body(body: Body) -> Result<axum::body::Bytes, OAuthError> {
-    axum::body::to_bytes(body, MAX_BODY)
-        .await
-        .map_err(|_| OAuthError::invalid_request("the request body is too large or malformed"))
+    axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
+        let mut e = OAuthError::invalid_request("the request body is too large or malformed");
+        e.close_connection = true;
+        e
+    })
 }
 
 /// How the client authenticated in the headers (RFC 6749 §2.3.1).

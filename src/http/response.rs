@@ -44,6 +44,9 @@ impl IntoResponse for OAuthError {
                 HeaderValue::from_static("Basic realm=\"latchkey\""),
             );
         }
+        if self.close_connection {
+            h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         if let Some(secs) = self.retry_after {
             h.insert(header::RETRY_AFTER, HeaderValue::from(secs));
         }

@@ -95,6 +95,8 @@ pub struct OAuthError {
     pub cause: Option<String>,
     /// Seconds after which a retry may succeed (`Retry-After`).
     pub retry_after: Option<u64>,
+    /// The request was not read to its end (an oversized body): the connection must close.
+    pub close_connection: bool,
 }
 
 macro_rules! constructors {
@@ -114,6 +116,7 @@ impl OAuthError {
             description: description.into(),
             cause: None,
             retry_after: None,
+            close_connection: false,
         }
     }
 
