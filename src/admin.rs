@@ -137,7 +137,7 @@ pub async fn create_client(
         ("--refresh-idle-ttl", req.refresh_idle_ttl),
         ("--refresh-absolute-ttl", req.refresh_absolute_ttl),
     ] {
-        if v.is_some_and(|v| v <= 0) {
+        if v.is_some_and(|v| v <= 0 || v > 10 * 365 * 86400) {
             return Err(invalid(format!(
                 "{flag} must be a positive number of seconds"
             )));
@@ -158,7 +158,13 @@ pub async fn create_client(
         }
         (ClientKind::Confidential, m) => m,
     };
-    let id = secrets::random_b64(16).map_err(|e| invalid(e.to_string()))?;
+    // 128 random bits; a leading letter or digit keeps ids easy to pass on a command line.
+    let id = loop {
+        let id = secrets::random_b64(16).map_err(|e| invalid(e.to_string()))?;
+        if id.starts_with(|c: char| c.is_ascii_alphanumeric()) {
+            break id;
+        }
+    };
     let secret = match kind {
         ClientKind::Confidential => Some(ClientSecret::new(
             secrets::random_token().map_err(|e| invalid(e.to_string()))?,

@@ -9,12 +9,16 @@ use axum::http::HeaderValue;
 use axum::middleware;
 use tokio::net::TcpListener;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::timeout::TimeoutLayer;
 
 use crate::clock::{Clock, UnixTime};
 use crate::config::Config;
 use crate::keys::{self, KeyError, KeyRing, KeyView};
 use crate::secrets::{self, PasswordVerifier, SecretHasher};
 use crate::store::{self, PoolSettings, PurgeCutoffs, Store, StoreError};
+
+/// Longest time one request may take, body upload included.
+const REQUEST_TIMEOUT_SECS: u64 = 30;
 
 /// Everything a request handler can reach.
 pub struct AppState {
@@ -153,6 +157,11 @@ impl AppState {
 /// The router with its layers, outer to inner: request id, request line, routes.
 pub fn router(state: Arc<AppState>) -> Router {
     crate::http::routes(state)
+        // A request (slow body included) gets at most this long.
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            Duration::from_secs(REQUEST_TIMEOUT_SECS),
+        ))
         .layer(middleware::from_fn(crate::http::log::request_line))
         .layer(PropagateRequestIdLayer::x_request_id())
         .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))

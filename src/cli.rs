@@ -56,12 +56,14 @@ enum ClientCmd {
     Create(CreateClient),
     List(JsonFlag),
     Show {
+        #[arg(allow_hyphen_values = true)]
         id: String,
         #[arg(long)]
         json: bool,
     },
     /// Delete a client and revoke every token it holds.
     Delete {
+        #[arg(allow_hyphen_values = true)]
         id: String,
     },
 }
@@ -120,25 +122,30 @@ enum UserCmd {
     List(JsonFlag),
     Show {
         /// The user's id or username.
+        #[arg(allow_hyphen_values = true)]
         user: String,
         #[arg(long)]
         json: bool,
     },
     /// Delete a user and revoke their tokens.
     Delete {
+        #[arg(allow_hyphen_values = true)]
         user: String,
     },
     /// Set a new password, read from standard input.
     SetPassword {
+        #[arg(allow_hyphen_values = true)]
         user: String,
         #[arg(long, required = true)]
         password_stdin: bool,
     },
     /// Refuse the user's logins and tokens until enabled.
     Disable {
+        #[arg(allow_hyphen_values = true)]
         user: String,
     },
     Enable {
+        #[arg(allow_hyphen_values = true)]
         user: String,
     },
 }
@@ -181,7 +188,11 @@ enum KeysCmd {
         json: bool,
     },
     /// Withdraw a key from JWKS at once (a leaked key).
-    Retire { kid: String },
+    Retire {
+        /// Key ids are base64url and may start with "-".
+        #[arg(allow_hyphen_values = true)]
+        kid: String,
+    },
 }
 
 fn parse_grant(s: &str) -> Result<GrantType, String> {

@@ -276,8 +276,8 @@ impl Config {
                 "must be at most 600 (RFC 6749 §4.1.2)",
             ));
         }
-        if raw.tokens.refresh_grace_secs < 0 {
-            return Err(bad("tokens.refresh_grace_secs", "must not be negative"));
+        if !(0..=60).contains(&raw.tokens.refresh_grace_secs) {
+            return Err(bad("tokens.refresh_grace_secs", "must be between 0 and 60"));
         }
         positive("keys.jwks_max_age_secs", raw.keys.jwks_max_age_secs)?;
         positive("keys.retention_secs", raw.keys.retention_secs)?;
@@ -290,10 +290,10 @@ impl Config {
             ));
         }
         positive("keys.reload_secs", raw.keys.reload_secs as i64)?;
-        if raw.keys.rotation_period_days < 0 {
+        if !(0..=3650).contains(&raw.keys.rotation_period_days) {
             return Err(bad(
                 "keys.rotation_period_days",
-                "must be 0 (off) or a number of days",
+                "must be 0 (off) or a number of days up to 3650",
             ));
         }
         if raw.keys.rotation_period_days > 0
@@ -361,11 +361,17 @@ impl Config {
     }
 }
 
+/// Upper bound of every duration and count: far beyond any sensible value, and small
+/// enough that `now + value` can never overflow.
+const MAX_SETTING: i64 = 10 * 365 * 86400;
+
 fn positive(key: &str, v: i64) -> Result<(), ConfigError> {
-    if v > 0 {
-        Ok(())
-    } else {
+    if v <= 0 {
         Err(bad(key, "must be greater than 0"))
+    } else if v > MAX_SETTING {
+        Err(bad(key, format!("must be at most {MAX_SETTING}")))
+    } else {
+        Ok(())
     }
 }
 
@@ -382,6 +388,21 @@ fn validate_issuer(raw: &str) -> Result<String, ConfigError> {
         return Err(bad(
             "issuer",
             "must not have a query, fragment or user info (OIDC Discovery §3)",
+        ));
+    }
+    // Cookies, codes and tokens would travel in cleartext.
+    let loopback = matches!(url.host_str(), Some("127.0.0.1" | "[::1]" | "localhost"));
+    if url.scheme() == "http" && !loopback {
+        return Err(bad(
+            "issuer",
+            "must be https (http is allowed only for loopback hosts)",
+        ));
+    }
+    // Endpoints are served at the root of the host.
+    if url.path() != "/" {
+        return Err(bad(
+            "issuer",
+            "must not have a path (serve Latchkey at the root of its host)",
         ));
     }
     Ok(raw.trim_end_matches('/').to_owned())
@@ -418,6 +439,20 @@ mod tests {
             (
                 RawConfig {
                     issuer: "https://x/?a=1".into(),
+                    ..Default::default()
+                },
+                "issuer",
+            ),
+            (
+                RawConfig {
+                    issuer: "http://id.example.com".into(),
+                    ..Default::default()
+                },
+                "issuer",
+            ),
+            (
+                RawConfig {
+                    issuer: "https://id.example.com/auth".into(),
                     ..Default::default()
                 },
                 "issuer",

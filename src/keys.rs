@@ -334,7 +334,14 @@ impl KeyRing {
         for r in records.iter().filter(|r| r.retired_at.is_none()) {
             let key = match old.parsed.get(&r.kid) {
                 Some(k) => k.clone(),
-                None => Arc::new(LoadedKey::parse(r)?),
+                // One bad record must not stop this server from seeing every later change.
+                None => match LoadedKey::parse(r) {
+                    Ok(k) => Arc::new(k),
+                    Err(e) => {
+                        tracing::error!(kid = %r.kid, cause = %e, "skipping a signing key that cannot be parsed");
+                        continue;
+                    }
+                },
             };
             parsed.insert(r.kid.clone(), key);
         }
@@ -507,14 +514,18 @@ pub async fn rotate_if_due(
     if active.activates_at + period_secs - lead > now {
         return Ok(None);
     }
+    // The key goes in first, then replicas race for the right to keep theirs; a loser
+    // withdraws its key. Should the winner stop between the two writes, its key is
+    // already staged, and the next tick anywhere sees it.
     let rec = successor(&records, alg, now, now + lead)?;
+    store.insert_key(&rec).await?;
     let winner = store
         .init_setting(&format!("staged-after:{}", active.kid), &rec.kid)
         .await?;
     if winner != rec.kid {
+        store.retire_key(&rec.kid, now).await?;
         return Ok(None);
     }
-    store.insert_key(&rec).await?;
     Ok(Some(rec.kid))
 }
 

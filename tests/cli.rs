@@ -279,6 +279,10 @@ async fn unknown_ids_and_bad_flags_are_clear(lk: &Latchkey) {
     lk.run(&["client", "create", "--bogus"])
         .usage_error("--bogus");
     lk.run(&["frobnicate"]).usage_error("frobnicate");
+    // Ids and kids are base64url and may start with "-": still an id, not a flag.
+    lk.run(&["client", "show", "-Gx1"]).fails(1, "no client");
+    lk.run(&["keys", "retire", "-Gx1"])
+        .fails(1, "no published key");
     // Passwords are never taken from argv.
     assert_eq!(
         lk.run(&[

@@ -592,11 +592,19 @@ async fn discovery_documents_agree_and_say_what_works(b: Backend) {
             .unwrap()
             .contains(&"openid".into())
     );
-    // Every advertised grant type is accepted by the token endpoint's dispatcher.
+    // Every advertised grant type with a token-endpoint step is accepted by the dispatcher;
+    // implicit (RFC 8414 lists it too) has none and is refused before any client lookup.
     let client = srv
         .confidential(&[GrantType::ClientCredentials], "read")
         .await;
-    for g in d["grant_types_supported"].as_array().unwrap() {
+    let res = srv.token(&client, &[("grant_type", "implicit")]).await;
+    res.assert_error(400, "unsupported_grant_type", "implicit at /token");
+    for g in d["grant_types_supported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| *g != "implicit")
+    {
         let res = srv
             .token(&client, &[("grant_type", g.as_str().unwrap())])
             .await;

@@ -15,6 +15,9 @@ use super::{GrantCtx, IdTokenFor, TokenResponse, audience, user_tokens};
 const MAX_USERNAME_BYTES: usize = 255;
 
 /// The same answer for an unknown user, a wrong password and a disabled account.
+/// Longest wait for a password-hashing slot before answering 503.
+const PASSWORD_QUEUE_WAIT_SECS: u64 = 10;
+
 fn bad_credentials() -> OAuthError {
     OAuthError::invalid_grant("the username or password is incorrect")
 }
@@ -78,10 +81,11 @@ pub async fn verify_login(
     // turn at hashing comes, and settled before the turn ends: a burst queued behind the
     // failure that sets a lock is never hashed, while only attempts being hashed right now
     // count ahead of their outcome, so a burst of right passwords queues and succeeds.
-    let turn = app
-        .passwords
-        .turn()
+    // A flood queues, but not forever: past the wait it is told to come back later.
+    let wait = std::time::Duration::from_secs(PASSWORD_QUEUE_WAIT_SECS);
+    let turn = tokio::time::timeout(wait, app.passwords.turn())
         .await
+        .map_err(|_| OAuthError::temporarily_unavailable("password verification queue is full"))?
         .map_err(OAuthError::server_error)?;
     if !app
         .store

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::{Deserialize, Serialize};
@@ -17,7 +17,7 @@ use crate::model::{Client, PendingRequest, Session};
 use crate::oauth::{GrantType, OAuthError, Params, ScopeSet, pkce};
 use crate::secrets;
 
-use super::extract::{is_form, read_body};
+use super::extract::{PendingId, is_form, read_body};
 use super::pages::{error_page, form_post};
 use super::{finish, session};
 
@@ -311,6 +311,13 @@ async fn validate(
         ));
     }
     let scope = ScopeSet::grant(scope_param, &client.scopes).map_err(|e| fail(&target, e))?;
+    // OIDC Core §3.2.2.1: an ID token is for OpenID requests only.
+    if response_type == ResponseType::IdTokenToken && !scope.contains("openid") {
+        return Err(fail(
+            &target,
+            OAuthError::invalid_scope("id_token needs the openid scope"),
+        ));
+    }
     let nonce = p.get("nonce").map(str::to_owned);
     // OIDC Core §3.2.2.1: nonce is required when an ID token travels in the front channel.
     if response_type == ResponseType::IdTokenToken && nonce.is_none() {
@@ -543,7 +550,7 @@ pub async fn park(
         client_id: req.client_id.clone(),
         request: serde_json::to_string(&parked).map_err(OAuthError::server_error)?,
         created_at: now,
-        expires_at: now + 600,
+        expires_at: now + session::PENDING_TTL_SECS,
     };
     app.store.put_pending(&pending).await?;
     Ok(id)
@@ -574,15 +581,10 @@ pub async fn needs_consent(
         .is_some_and(|granted| asked.is_subset(&granted)))
 }
 
-#[derive(Deserialize)]
-pub struct ResumeQuery {
-    request: Option<String>,
-}
-
 /// GET /authorize/resume?request=ID: continue a parked request after login.
 pub async fn resume(
     State(app): State<Arc<AppState>>,
-    Query(q): Query<ResumeQuery>,
+    PendingId(id): PendingId,
     headers: HeaderMap,
 ) -> Response {
     let now = app.clock.now();
@@ -591,7 +593,7 @@ pub async fn resume(
             "this sign-in request is unknown or has expired; start again from the application",
         ))
     };
-    let Some(id) = q.request else {
+    let Some(id) = id else {
         return expired();
     };
     let sess = match session::current(&app, &headers, now).await {

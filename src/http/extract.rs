@@ -102,6 +102,7 @@ impl<S: Send + Sync> FromRequestParts<S> for ClientAuthHeader {
                 .decode_utf8()
                 .map(|c| c.into_owned())
                 .map_err(|_| bad())
+                .and_then(|c| if c.contains('\0') { Err(bad()) } else { Ok(c) })
         };
         let client_id = form_decode(id)?;
         if client_id.is_empty() {
@@ -135,13 +136,26 @@ impl FromRequestParts<Arc<AppState>> for PeerIp {
         if !state.config.trusted_proxies.contains(&peer) {
             return Ok(PeerIp(Some(peer)));
         }
-        let forwarded = parts
+        // All X-Forwarded-For lines, read from the right: the first hop that is not one of
+        // our proxies is the client; everything left of it is the client's to forge.
+        let hops: Vec<&str> = parts
             .headers
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|v| v.trim().parse::<IpAddr>().ok());
-        Ok(PeerIp(Some(forwarded.unwrap_or(peer))))
+            .get_all("x-forwarded-for")
+            .iter()
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .collect();
+        let mut client = peer;
+        for hop in hops.iter().rev() {
+            let Ok(ip) = hop.trim().parse::<IpAddr>() else {
+                break;
+            };
+            client = ip;
+            if !state.config.trusted_proxies.contains(&ip) {
+                break;
+            }
+        }
+        Ok(PeerIp(Some(client)))
     }
 }
 
@@ -168,5 +182,21 @@ pub fn bearer_from_headers(headers: &HeaderMap) -> Result<BearerSource, OAuthErr
         _ => Err(OAuthError::invalid_request(
             "the Authorization header must use the Bearer scheme",
         )),
+    }
+}
+
+/// The `request` query parameter of the sign-in pages (a parked request's id), parsed with
+/// our own rules: a repeat or bad encoding is an error page, never framework plain text.
+pub struct PendingId(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for PendingId {
+    type Rejection = axum::response::Response;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let query = parts.uri.query().unwrap_or("");
+        match Params::parse(query.as_bytes()) {
+            Ok(p) => Ok(PendingId(p.get("request").map(str::to_owned))),
+            Err(e) => Err(super::pages::error_page(&e)),
+        }
     }
 }

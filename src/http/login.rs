@@ -5,10 +5,9 @@
 use std::sync::Arc;
 
 use askama::Template;
-use axum::extract::{Query, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::Response;
-use serde::Deserialize;
 
 use crate::app::AppState;
 use crate::grant::GrantCtx;
@@ -17,7 +16,7 @@ use crate::model::{Client, PendingRequest, Session};
 use crate::oauth::{ErrorKind, OAuthError, Params, Password, ScopeSet};
 
 use super::authorize::{AuthzRequest, authenticated, see_other};
-use super::extract::{PeerIp, is_form, read_body};
+use super::extract::{PeerIp, PendingId, is_form, read_body};
 use super::pages::{error_page, render_redirecting_form};
 use super::{finish, session};
 
@@ -39,11 +38,6 @@ struct ConsentPage<'a> {
     csrf: &'a str,
     scopes: Vec<String>,
     username: &'a str,
-}
-
-#[derive(Deserialize)]
-pub struct RequestQuery {
-    request: Option<String>,
 }
 
 fn expired() -> Response {
@@ -115,10 +109,10 @@ fn login_page(
 
 pub async fn login_get(
     State(app): State<Arc<AppState>>,
-    Query(q): Query<RequestQuery>,
+    PendingId(id): PendingId,
     headers: HeaderMap,
 ) -> Response {
-    let Some(id) = q.request else {
+    let Some(id) = id else {
         return expired();
     };
     match load(&app, &headers, &id).await {
@@ -238,10 +232,10 @@ fn describe(scope: &str) -> String {
 
 pub async fn consent_get(
     State(app): State<Arc<AppState>>,
-    Query(q): Query<RequestQuery>,
+    PendingId(id): PendingId,
     headers: HeaderMap,
 ) -> Response {
-    let Some(id) = q.request else {
+    let Some(id) = id else {
         return expired();
     };
     let (sess, _, req, client) = match load(&app, &headers, &id).await {

@@ -15,7 +15,7 @@ use crate::oauth::{OAuthError, Params};
 
 use super::authorize::see_other;
 use super::extract::{is_form, read_body};
-use super::pages::{error_page, render};
+use super::pages::{error_page, render, render_redirecting_form};
 use super::session;
 
 #[derive(Template)]
@@ -122,7 +122,9 @@ async fn run(
                 state: p.get("state"),
                 client_id: client_id.as_deref(),
             };
-            return Ok(render(StatusCode::OK, &page));
+            // The confirmation's POST may end in a redirect to the client.
+            let target = redirect.as_deref().unwrap_or_default();
+            return Ok(render_redirecting_form(StatusCode::OK, &page, target));
         }
         app.store.delete_session(&s.id).await?;
     }

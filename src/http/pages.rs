@@ -38,6 +38,16 @@ pub fn render(status: StatusCode, t: &impl Template) -> Response {
     }
 }
 
+/// The CSP source that allows a form to reach `uri`: its origin, or its scheme for
+/// private-use schemes (whose origin is opaque).
+fn form_action_source(uri: &str) -> String {
+    match url::Url::parse(uri) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") => u.origin().ascii_serialization(),
+        Ok(u) => format!("{}:", u.scheme()),
+        Err(_) => String::new(),
+    }
+}
+
 /// Renders a page whose form submission ends in a redirect to `redirect_uri`: browsers
 /// apply CSP form-action to the redirects that follow a submission too.
 pub fn render_redirecting_form(
@@ -45,11 +55,7 @@ pub fn render_redirecting_form(
     t: &impl Template,
     redirect_uri: &str,
 ) -> Response {
-    let source = match url::Url::parse(redirect_uri) {
-        Ok(u) if matches!(u.scheme(), "http" | "https") => u.origin().ascii_serialization(),
-        Ok(u) => format!("{}:", u.scheme()),
-        Err(_) => String::new(),
-    };
+    let source = form_action_source(redirect_uri);
     let csp = PAGE_CSP.replace(
         "form-action 'self'",
         &format!("form-action 'self' {source}"),
@@ -83,6 +89,10 @@ pub fn error_page(e: &OAuthError) -> Response {
         Ok(html) => secure((status, Html(html)).into_response(), PAGE_CSP),
         Err(_) => secure((status, "error").into_response(), PAGE_CSP),
     };
+    if e.close_connection {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
     res.extensions_mut().insert(LogNote {
         client_id: None,
         error: Some(e.code()),
@@ -102,9 +112,7 @@ struct FormPost<'a> {
 /// OAuth 2.0 Form Post Response Mode §2: an auto-submitting form to the redirect URI.
 pub fn form_post(action: &str, fields: &[(String, String)]) -> Response {
     let nonce = crate::secrets::random_b64(16).unwrap_or_default();
-    let origin = url::Url::parse(action)
-        .map(|u| u.origin().ascii_serialization())
-        .unwrap_or_default();
+    let origin = form_action_source(action);
     let csp = format!(
         "default-src 'none'; script-src 'nonce-{nonce}'; form-action {origin}; frame-ancestors 'none'; base-uri 'none'"
     );

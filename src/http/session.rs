@@ -14,6 +14,9 @@ use crate::secrets;
 
 pub const COOKIE: &str = "lk_session";
 
+/// How long a parked authorization request, and the anonymous session holding it, live.
+pub const PENDING_TTL_SECS: i64 = 600;
+
 /// The session the request's cookie names, if it is live.
 pub async fn current(
     app: &AppState,
@@ -42,7 +45,13 @@ pub async fn start(
         user_id: user,
         auth_time: user.map(|_| now),
         created_at: now,
-        expires_at: now + app.config.login.session_ttl_secs,
+        // An anonymous session only carries a login in progress; a signed-in one lasts.
+        expires_at: now
+            + if user.is_some() {
+                app.config.login.session_ttl_secs
+            } else {
+                PENDING_TTL_SECS
+            },
     };
     app.store.create_session(&session).await?;
     Ok((value, session))

@@ -39,6 +39,11 @@ async fn run(
         .required("grant_type")
         .and_then(str::parse)
         .map_err(|e| (e, None))?;
+    // RFC 6749 §4.2: the implicit grant has no token-endpoint step.
+    let implicit = || OAuthError::unsupported_grant_type("implicit is not a token-endpoint grant");
+    if grant == GrantType::Implicit {
+        return Err((implicit(), None));
+    }
     let client =
         client_auth::authenticate(app.store.as_ref(), &app.secret_hasher, presented, &params)
             .await
@@ -56,10 +61,7 @@ async fn run(
         GrantType::AuthorizationCode => {
             grant::authorization_code::handle(&ctx, &client, &params).await
         }
-        // RFC 6749 §4.2: the implicit grant has no token-endpoint step.
-        GrantType::Implicit => Err(OAuthError::unsupported_grant_type(
-            "implicit is not a token-endpoint grant",
-        )),
+        GrantType::Implicit => Err(implicit()),
     };
     res.map(|b| (b, id.clone())).map_err(fail)
 }

@@ -88,6 +88,12 @@ async fn run(app: &AppState, req: Request) -> Result<(serde_json::Value, String)
     let claims = live_access_token(app, &token).await?;
     let client_id = claims.client_id.clone();
     let fail = |e: OAuthError| BearerError::Error(e);
+    // RFC 9068 §4: a token minted for another resource (RFC 8707) is not for us.
+    if !claims.aud.contains(&app.config.audience) {
+        return Err(fail(OAuthError::invalid_token(
+            "the access token is for another audience",
+        )));
+    }
     // The seed system's rule: a client-only token cannot read a user's profile.
     if !claims.has_user() {
         return Err(fail(OAuthError::insufficient_scope(

@@ -116,10 +116,17 @@ fn decode(raw: &[u8]) -> Result<String, OAuthError> {
         .iter()
         .map(|b| if *b == b'+' { b' ' } else { *b })
         .collect();
-    percent_decode(&plus_as_space)
+    let value = percent_decode(&plus_as_space)
         .decode_utf8()
         .map(|s| s.into_owned())
-        .map_err(|_| OAuthError::invalid_request("parameters must be UTF-8"))
+        .map_err(|_| OAuthError::invalid_request("parameters must be UTF-8"))?;
+    // No identifier or credential contains NUL, and PostgreSQL text cannot hold one.
+    if value.contains('\0') {
+        return Err(OAuthError::invalid_request(
+            "parameters must not contain NUL",
+        ));
+    }
+    Ok(value)
 }
 
 /// A parameter name as it may appear in an error description: printable ASCII only
@@ -164,6 +171,12 @@ mod tests {
         assert_eq!(p.get("empty"), None);
         assert_eq!(p.get("r"), Some("+"));
         assert!(p.required("missing").is_err());
+    }
+
+    #[test]
+    fn nul_is_refused() {
+        assert!(Params::parse(b"client_id=%00").is_err());
+        assert!(Params::parse(b"a%00=1").is_err());
     }
 
     #[test]

@@ -23,7 +23,11 @@ impl PgStore {
             .application_name("latchkey")
             // NOTICEs ("relation already exists, skipping" on every migrate) would reach
             // the log and every CLI command's stderr; warnings and errors still do.
-            .options([("client_min_messages", "warning")]);
+            .options([
+                ("client_min_messages", "warning"),
+                // No statement outlives a request: a stuck query ends as an error, not a hang.
+                ("statement_timeout", "10s"),
+            ]);
         let pool = PgPoolOptions::new()
             .max_connections(settings.max_connections)
             .acquire_timeout(settings.acquire_timeout)

@@ -145,6 +145,24 @@ macro_rules! sql_store {
         }
 
         impl $store {
+            /// Revokes every grant of a user and ends their browser sessions.
+            async fn end_user_access(
+                tx: &mut sqlx::Transaction<'_, $db>,
+                id: Uuid,
+                now: UnixTime,
+            ) -> Result<(), StoreError> {
+                sqlx::query("UPDATE grants SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
+                    .bind(id.to_string())
+                    .bind(now)
+                    .execute(&mut **tx)
+                    .await?;
+                sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+                    .bind(id.to_string())
+                    .execute(&mut **tx)
+                    .await?;
+                Ok(())
+            }
+
             async fn insert_successor(
                 tx: &mut sqlx::Transaction<'_, $db>,
                 successor: &TokenHash,
@@ -316,23 +334,23 @@ macro_rules! sql_store {
                     .execute(&mut *tx)
                     .await?
                     .rows_affected();
-                sqlx::query("UPDATE grants SET revoked_at = $2 WHERE user_id = $1 AND revoked_at IS NULL")
-                    .bind(id.to_string())
-                    .bind(now)
-                    .execute(&mut *tx)
-                    .await?;
+                Self::end_user_access(&mut tx, id, now).await?;
                 tx.commit().await?;
                 Ok(deleted > 0)
             }
 
             async fn set_password(&self, id: Uuid, hash: &str, now: UnixTime) -> Result<bool, StoreError> {
+                let mut tx = self.pool.begin().await?;
                 let n = sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
                     .bind(id.to_string())
                     .bind(hash)
                     .bind(now)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?
                     .rows_affected();
+                // RFC 6819 §5.2.2.3: a new password evicts whoever held the old one.
+                Self::end_user_access(&mut tx, id, now).await?;
+                tx.commit().await?;
                 Ok(n > 0)
             }
 
