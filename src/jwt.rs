@@ -1,8 +1,6 @@
 //! JWTs Latchkey issues: access tokens (RFC 9068) and ID tokens (OIDC Core §2), signed with
 //! the key ring's active key; and verification of its own access tokens.
 
-use std::collections::HashSet;
-
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::{Deserialize, Serialize};
@@ -135,9 +133,21 @@ pub enum Rejection {
     Invalid,
 }
 
+/// The registered claims `verify` judges itself (the caller's type may not carry them).
+#[derive(Deserialize)]
+struct Registered {
+    #[serde(default)]
+    iss: Option<String>,
+    #[serde(default)]
+    exp: Option<serde_json::Number>,
+    #[serde(default)]
+    nbf: Option<serde_json::Number>,
+}
+
 /// Verifies a JWT signed by one of our published keys: header (`typ`, known `kid`, the
 /// key's own `alg`, no `crit`), signature, `iss` and `nbf`. Returns the claims and `exp`,
-/// which each caller judges.
+/// which each caller judges. The signature is checked before the claims are parsed, and
+/// each part is decoded once.
 fn verify<T: serde::de::DeserializeOwned>(
     token: &str,
     typ_ok: fn(Option<&str>) -> bool,
@@ -148,7 +158,12 @@ fn verify<T: serde::de::DeserializeOwned>(
     if token.len() > 16 * 1024 {
         return Err(Rejection::Invalid);
     }
-    let header_b64 = token.split('.').next().ok_or(Rejection::Invalid)?;
+    // RFC 7515 §7.1: exactly three parts.
+    let (message, signature) = token.rsplit_once('.').ok_or(Rejection::Invalid)?;
+    let (header_b64, claims_b64) = message.split_once('.').ok_or(Rejection::Invalid)?;
+    if claims_b64.contains('.') {
+        return Err(Rejection::Invalid);
+    }
     let header_bytes = URL_SAFE_NO_PAD
         .decode(header_b64)
         .map_err(|_| Rejection::Invalid)?;
@@ -165,28 +180,28 @@ fn verify<T: serde::de::DeserializeOwned>(
     if header.get("alg").and_then(|v| v.as_str()) != Some(key.alg.as_str()) {
         return Err(Rejection::Invalid);
     }
-    let mut validation = jsonwebtoken::Validation::new(key.jwt_alg());
-    // exp/nbf are checked below against our clock, not the library's.
-    validation.validate_exp = false;
-    validation.validate_nbf = false;
-    validation.validate_aud = false;
-    validation.required_spec_claims = HashSet::new();
-    validation.set_issuer(&[issuer]);
-    let data = jsonwebtoken::decode::<serde_json::Value>(token, &key.decoding, &validation)
+    let valid =
+        jsonwebtoken::crypto::verify(signature, message.as_bytes(), &key.decoding, key.jwt_alg())
+            .map_err(|_| Rejection::Invalid)?;
+    if !valid {
+        return Err(Rejection::Invalid);
+    }
+    let claims_bytes = URL_SAFE_NO_PAD
+        .decode(claims_b64)
         .map_err(|_| Rejection::Invalid)?;
-    let exp = data
-        .claims
-        .get("exp")
-        .and_then(|v| v.as_i64())
-        .ok_or(Rejection::Invalid)?;
-    let nbf = match data.claims.get("nbf") {
+    let reg: Registered = serde_json::from_slice(&claims_bytes).map_err(|_| Rejection::Invalid)?;
+    if reg.iss.as_deref() != Some(issuer) {
+        return Err(Rejection::Invalid);
+    }
+    let exp = reg.exp.and_then(|n| n.as_i64()).ok_or(Rejection::Invalid)?;
+    let nbf = match reg.nbf {
         None => None,
-        Some(v) => Some(v.as_i64().ok_or(Rejection::Invalid)?),
+        Some(n) => Some(n.as_i64().ok_or(Rejection::Invalid)?),
     };
-    let claims: T = serde_json::from_value(data.claims).map_err(|_| Rejection::Invalid)?;
     if nbf.is_some_and(|nbf| nbf > now) {
         return Err(Rejection::Invalid);
     }
+    let claims: T = serde_json::from_slice(&claims_bytes).map_err(|_| Rejection::Invalid)?;
     Ok((claims, exp))
 }
 
