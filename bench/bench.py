@@ -256,13 +256,14 @@ class Latchkey:
 
     def seed(self, scale, bench_tokens):
         scale = scale or {}
-        target = (["--sqlite", str(self.dir / "data" / "latchkey.db")] if self.db == "sqlite"
-                  else ["--postgres", self.env["LATCHKEY_DATABASE_URL"]])
-        args = [sys.executable, str(HERE / "seed.py"), *target, "--pepper", PEPPER,
-                "--secret", SEED_SECRET, "--bench-client", self.client_id, "--bench-user", self.user_id,
-                "--bench-tokens", str(bench_tokens)]
+        target = ([f"--sqlite={self.dir / 'data' / 'latchkey.db'}"] if self.db == "sqlite"
+                  else [f"--postgres={self.env['LATCHKEY_DATABASE_URL']}"])
+        # key=value: generated ids may start with "-"
+        args = [sys.executable, str(HERE / "seed.py"), *target, f"--pepper={PEPPER}",
+                f"--secret={SEED_SECRET}", f"--bench-client={self.client_id}", f"--bench-user={self.user_id}",
+                f"--bench-tokens={bench_tokens}"]
         for k in ("clients", "users", "tokens"):
-            args += [f"--{k}", str(scale.get(k, 0))]
+            args.append(f"--{k}={scale.get(k, 0)}")
         subprocess.run(args, check=True, stdout=None if scale else subprocess.DEVNULL)
 
     def start(self):
@@ -358,6 +359,7 @@ class Runner:
         self.rows = []  # dicts: scenario, server, store, conns, runs[], note
         self.driver_cursor = 0
         self.code_flow_advertised = False
+        self.failures = []
 
     def cmd(self, spec, secs, conns):
         if spec["kind"] == "oha":
@@ -540,7 +542,19 @@ def main():
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--no-scale", action="store_true")
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
+    ap.add_argument("--render-only", action="store_true", help="re-render from bench/work/results/last-run.json")
     a = ap.parse_args()
+    saved = RAW / "last-run.json"
+    if a.render_only:
+        import report  # noqa: E402  (bench/report.py)
+        d = json.loads(saved.read_text())
+        r = Runner(d["mode"])
+        r.rows, r.code_flow_advertised = d["rows"], d["code_flow_advertised"]
+        r.failures = d.get("failures", [])
+        a.mode, a.db = d["mode"], d["db"]
+        os.environ["BENCH_LOADAVG"] = d.get("loadavg", "?")
+        Path(a.out).write_text(report.render(r, d["infos"], a, d["wall"], d["code_flow"]))
+        return log(f"wrote {a.out} from {saved}")
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: sys.exit(130))
     started = time.time()
@@ -549,24 +563,40 @@ def main():
     stores = ["sqlite", "postgres"] if a.db == "both" else [a.db]
     if "postgres" in stores and psql(PG_ADMIN, "SELECT 1", check=False).returncode != 0:
         sys.exit(f"PostgreSQL is not reachable at {PG_ADMIN} (set BENCH_PG_URL or use --db sqlite)")
+    plan = []
+    if not a.no_peer:
+        plan += [(f"peer {alg}", run_peer, (r, alg, infos)) for alg in ("RS256", "ES256", "EdDSA")]
+    for i, store in enumerate(stores):
+        plan += [(f"latchkey RS256 {store}", run_latchkey,
+                  (r, store, "RS256", infos, {"cc", "introspect"} | ({"jwks"} if i == 0 else set()))),
+                 (f"latchkey ES256 {store}", run_latchkey, (r, store, "ES256", infos, {"cc", "introspect", "user"})),
+                 (f"latchkey EdDSA {store}", run_latchkey, (r, store, "EdDSA", infos, {"cc"}))]
+    if not a.no_scale:
+        plan += [(f"scale {store}", run_scale, (r, store, infos, SMOKE_SCALE if a.mode == "smoke" else SCALE))
+                 for store in stores]
+    failures = []
     try:
-        if not a.no_peer:
-            for alg in ("RS256", "ES256", "EdDSA"):
-                run_peer(r, alg, infos)
-        for i, store in enumerate(stores):
-            first = i == 0
-            run_latchkey(r, store, "RS256", infos, {"cc", "introspect"} | ({"jwks"} if first else set()))
-            run_latchkey(r, store, "ES256", infos, {"cc", "introspect", "user"})
-            run_latchkey(r, store, "EdDSA", infos, {"cc"})
-        if not a.no_scale:
-            for store in stores:
-                run_scale(r, store, infos, SMOKE_SCALE if a.mode == "smoke" else SCALE)
+        for name, fn, fn_args in plan:
+            try:
+                fn(*fn_args)
+            except (RuntimeError, OSError, ValueError, KeyError, subprocess.SubprocessError) as e:
+                log(f"  FAILED: {name}: {e}")
+                failures.append(f"{name}: {e}")
+                cleanup()
     finally:
         cleanup()
+    r.failures = failures
     wall = time.time() - started
+    RAW.mkdir(parents=True, exist_ok=True)
+    saved.write_text(json.dumps({"mode": a.mode, "db": a.db, "rows": r.rows, "infos": infos, "wall": wall,
+                                 "failures": failures,
+                                 "code_flow": code_flow_available(r), "code_flow_advertised": r.code_flow_advertised,
+                                 "loadavg": os.environ.get("BENCH_LOADAVG", "?")}))
     import report  # noqa: E402  (bench/report.py)
     Path(a.out).write_text(report.render(r, infos, a, wall, code_flow_available(r)))
     log(f"wrote {a.out} ({wall:.0f}s of load and setup)")
+    if failures:
+        sys.exit(f"{len(failures)} part(s) failed: " + "; ".join(failures))
 
 
 if __name__ == "__main__":
