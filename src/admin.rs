@@ -51,11 +51,6 @@ pub struct NewClient {
     pub auth_method: Option<AuthMethod>,
 }
 
-/// Largest access-token TTL: a key must outlive every token it signed.
-pub fn max_access_token_ttl(key_retention: i64) -> i64 {
-    key_retention
-}
-
 pub async fn create_client(
     store: &dyn Store,
     hasher: &SecretHasher,
@@ -82,11 +77,7 @@ pub async fn create_client(
     grant_types.sort();
     grant_types.dedup();
     for g in &grant_types {
-        let confidential_only = match g {
-            GrantType::ClientCredentials | GrantType::Password => true,
-            GrantType::AuthorizationCode | GrantType::Implicit | GrantType::RefreshToken => false,
-        };
-        if confidential_only && kind == ClientKind::Public {
+        if g.confidential_only() && kind == ClientKind::Public {
             return Err(invalid(format!("a public client cannot use the {g} grant")));
         }
     }
@@ -127,7 +118,8 @@ pub async fn create_client(
         None => default_scopes(&grant_types),
     };
     let ttl = req.access_token_ttl.unwrap_or(3600);
-    let max = max_access_token_ttl(key_retention);
+    // A key must outlive every token it signed.
+    let max = key_retention;
     if ttl <= 0 || ttl > max {
         return Err(invalid(format!(
             "--access-token-ttl must be between 1 and {max} seconds"

@@ -80,16 +80,12 @@ pub struct Client {
 impl Client {
     /// RFC 6749 §5.2 `unauthorized_client`: the client is not allowed this grant type.
     pub fn ensure_allows(&self, grant: GrantType) -> Result<(), OAuthError> {
-        let confidential_only = match grant {
-            GrantType::ClientCredentials | GrantType::Password => true,
-            GrantType::AuthorizationCode | GrantType::Implicit | GrantType::RefreshToken => false,
-        };
         if !self.grant_types.contains(&grant) {
             return Err(OAuthError::unauthorized_client(format!(
                 "this client may not use the {grant} grant"
             )));
         }
-        if confidential_only && self.kind == ClientKind::Public {
+        if grant.confidential_only() && self.kind == ClientKind::Public {
             return Err(OAuthError::unauthorized_client(format!(
                 "a public client may not use the {grant} grant"
             )));

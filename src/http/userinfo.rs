@@ -12,7 +12,7 @@ use crate::jwt::{AccessClaims, Rejection, verify_access_token};
 use crate::oauth::{OAuthError, Params, ScopeSet};
 
 use super::extract::{BearerSource, bearer_from_headers, is_form, read_body};
-use super::response::{BearerError, json_no_store, with_client};
+use super::response::{BearerError, json_no_store};
 
 pub async fn userinfo_get(State(app): State<Arc<AppState>>, req: Request) -> Response {
     respond(&app, req).await
@@ -118,9 +118,4 @@ async fn run(app: &AppState, req: Request) -> Result<(serde_json::Value, String)
     let mut body = user_claims(&user, &scope);
     body.insert("sub".into(), serde_json::Value::String(user.id.to_string()));
     Ok((serde_json::Value::Object(body), client_id))
-}
-
-/// For handlers that log the client of a bearer request.
-pub fn log_client(res: Response, claims: Option<&AccessClaims>) -> Response {
-    with_client(res, claims.map(|c| c.client_id.as_str()))
 }

@@ -94,21 +94,6 @@ impl Params {
     pub fn resources(&self) -> &[String] {
         &self.resources
     }
-
-    /// Adds parameters from another source (e.g. a query string next to a body), refusing
-    /// any name present in both.
-    pub fn merge(&mut self, other: Params) -> Result<(), OAuthError> {
-        for (name, value) in other.single {
-            if !self.insert(name.clone(), value) {
-                return Err(OAuthError::invalid_request(format!(
-                    "parameter {} is repeated",
-                    printable(&name)
-                )));
-            }
-        }
-        self.resources.extend(other.resources);
-        Ok(())
-    }
 }
 
 fn decode(raw: &[u8]) -> Result<String, OAuthError> {

@@ -27,6 +27,14 @@ impl GrantType {
         GrantType::RefreshToken,
     ];
 
+    /// Grants that need a client able to keep a secret (RFC 9700 §2.4 for password).
+    pub fn confidential_only(self) -> bool {
+        match self {
+            GrantType::ClientCredentials | GrantType::Password => true,
+            GrantType::AuthorizationCode | GrantType::Implicit | GrantType::RefreshToken => false,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             GrantType::AuthorizationCode => "authorization_code",
@@ -90,10 +98,6 @@ impl ScopeSet {
 
     pub fn iter(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(String::as_str)
-    }
-
-    pub fn intersection(&self, other: &ScopeSet) -> ScopeSet {
-        ScopeSet(self.0.intersection(&other.0).cloned().collect())
     }
 
     pub fn union(&self, other: &ScopeSet) -> ScopeSet {
