@@ -229,6 +229,7 @@ pub async fn housekeeping(state: &AppState) {
             now,
             grants_before: now - state.config.keys.retention_secs,
             throttle_before: now - state.config.login.failure_window_secs,
+            nonces_before: now - state.config.tokens.refresh_grace_secs,
             batch: state.config.housekeeping.batch_size,
         };
         match state.store.purge_expired(cutoffs).await {

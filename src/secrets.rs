@@ -91,10 +91,13 @@ impl SecretHasher {
 
     /// The successor of a refresh token, derived rather than random, so that a retried
     /// refresh within the grace period returns the same successor without storing it.
-    pub fn refresh_successor(&self, token: &RefreshToken) -> RefreshToken {
-        RefreshToken::new(
-            URL_SAFE_NO_PAD.encode(self.mac(b"refresh-successor:", token.secret().as_bytes())),
-        )
+    /// Keyed by the pepper and a random nonce that the store clears once the grace period is
+    /// over, so that a leaked old token plus a database dump cannot derive later ones.
+    pub fn refresh_successor(&self, token: &RefreshToken, nonce: &[u8]) -> RefreshToken {
+        let mut input = token.secret().as_bytes().to_vec();
+        input.push(b':');
+        input.extend_from_slice(nonce);
+        RefreshToken::new(URL_SAFE_NO_PAD.encode(self.mac(b"refresh-successor:", &input)))
     }
 }
 

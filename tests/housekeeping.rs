@@ -157,6 +157,7 @@ async fn housekeeping_purges_in_batches_and_spares_live_rows(b: Backend) {
     let now = srv.now();
     let cutoffs = PurgeCutoffs {
         now,
+        nonces_before: now,
         grants_before: now - 86400,
         throttle_before: now - 900,
         batch: 500,

@@ -125,6 +125,7 @@ fn policy(now: i64, grace: i64) -> RotatePolicy {
         now,
         grace_secs: grace,
         idle_ttl: 600,
+        nonce: [7; 16],
     }
 }
 
@@ -378,7 +379,8 @@ async fn reuse_after_grace_revokes_the_family(s: &dyn Store) {
             .unwrap(),
         Rotation::Invalid
     ));
-    // A different successor within the grace period is no retry either.
+    // A retry is answered with the first successor (its hash and nonce), whatever the
+    // retry proposed: the caller re-derives it, and no second branch is ever written.
     let g2 = family(s, "x1", T0 + 10_000, T0 + 600).await;
     assert!(matches!(
         s.rotate_refresh(&h("x1"), &h("x2"), policy(T0, 2))
@@ -386,13 +388,30 @@ async fn reuse_after_grace_revokes_the_family(s: &dyn Store) {
             .unwrap(),
         Rotation::Rotated(_)
     ));
-    assert!(matches!(
-        s.rotate_refresh(&h("x1"), &h("evil"), policy(T0, 2))
-            .await
-            .unwrap(),
-        Rotation::Reused
-    ));
-    assert!(s.grant_revoked(&g2.id).await.unwrap());
+    let r = s
+        .rotate_refresh(&h("x1"), &h("evil"), policy(T0, 2))
+        .await
+        .unwrap();
+    let Rotation::Retried(rec) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(rec.successor_hash, Some(h("x2")));
+    assert!(rec.successor_nonce.is_some());
+    assert!(s.refresh_token(&h("evil")).await.unwrap().is_none());
+    assert!(!s.grant_revoked(&g2.id).await.unwrap());
+    // Past the grace period housekeeping forgets the nonce: the successor can no longer be
+    // derived from the old token, even with the pepper.
+    let cut = PurgeCutoffs {
+        now: T0 + 3,
+        nonces_before: T0 + 3,
+        grants_before: T0,
+        throttle_before: T0,
+        batch: 100,
+    };
+    s.purge_expired(cut).await.unwrap();
+    let spent = s.refresh_token(&h("x1")).await.unwrap().unwrap();
+    assert_eq!(spent.successor_nonce, None);
+    assert_eq!(spent.successor_hash, Some(h("x2")));
     // Unknown tokens are invalid, and change nothing.
     assert!(matches!(
         s.rotate_refresh(&h("nope"), &h("nope2"), policy(T0, 2))
@@ -662,6 +681,7 @@ async fn purge_deletes_only_expired_rows_in_batches(s: &dyn Store) {
         .unwrap();
     let cut = PurgeCutoffs {
         now,
+        nonces_before: now,
         grants_before: now,
         throttle_before: now - 60,
         batch: 2,

@@ -1,6 +1,9 @@
 //! RFC 6749 §6 with rotation (RFC 9700 §4.14.2): every use spends the token; a reuse after
 //! the grace period revokes the family.
 
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
 use crate::client_auth::AuthenticatedClient;
 use crate::oauth::{OAuthError, Params, RefreshToken, ScopeSet};
 use crate::secrets;
@@ -52,20 +55,37 @@ pub async fn handle(
         _ => return Err(invalid()),
     };
 
-    let successor = app.secret_hasher.refresh_successor(&presented);
+    let mut nonce = [0u8; 16];
+    getrandom::fill(&mut nonce).map_err(OAuthError::server_error)?;
+    let successor = app.secret_hasher.refresh_successor(&presented, &nonce);
     let policy = RotatePolicy {
+        nonce,
         now: ctx.now,
         grace_secs: app.config.tokens.refresh_grace_secs,
         idle_ttl: c
             .refresh_idle_ttl
             .unwrap_or(app.config.tokens.refresh_idle_ttl_secs),
     };
-    let record = match app
+    let (record, successor) = match app
         .store
         .rotate_refresh(&hash, &secrets::token_hash(successor.secret()), policy)
         .await?
     {
-        Rotation::Rotated(r) | Rotation::Retried(r) => r,
+        Rotation::Rotated(r) => (r, successor),
+        // A retry within the grace period: the successor the first presentation minted.
+        Rotation::Retried(r) => {
+            let again = r
+                .successor_nonce
+                .as_deref()
+                .and_then(|n| URL_SAFE_NO_PAD.decode(n).ok())
+                .map(|n| app.secret_hasher.refresh_successor(&presented, &n));
+            match again {
+                Some(s) if r.successor_hash.as_ref() == Some(&secrets::token_hash(s.secret())) => {
+                    (r, s)
+                }
+                _ => return Err(invalid()),
+            }
+        }
         Rotation::Reused => {
             return Err(OAuthError::invalid_grant(
                 "the refresh token was already used; the grant is revoked",

@@ -77,6 +77,10 @@ pub struct RefreshRecord {
     pub issued_at: UnixTime,
     pub expires_at: UnixTime,
     pub used_at: Option<UnixTime>,
+    /// Once spent: the successor's hash and, within the grace period, the nonce it was
+    /// derived with (base64url).
+    pub successor_hash: Option<TokenHash>,
+    pub successor_nonce: Option<String>,
 }
 
 /// Outcome of presenting a refresh token (RFC 9700 §4.14.2).
@@ -98,6 +102,8 @@ pub struct RotatePolicy {
     pub now: UnixTime,
     pub grace_secs: i64,
     pub idle_ttl: i64,
+    /// The random input the successor was derived with, kept through the grace period.
+    pub nonce: [u8; 16],
 }
 
 /// Throttle limits for failed password attempts.
@@ -117,6 +123,8 @@ pub struct PurgeCutoffs {
     pub grants_before: UnixTime,
     /// Throttle records whose window started before this, and are not locked, go.
     pub throttle_before: UnixTime,
+    /// Successor nonces of tokens spent before this are cleared (the grace period is over).
+    pub nonces_before: UnixTime,
     pub batch: i64,
 }
 

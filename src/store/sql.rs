@@ -5,6 +5,8 @@
 macro_rules! sql_store {
     ($store:ident, $db:ty, $backend:literal, $migrator:expr) => {
         use async_trait::async_trait;
+        use base64::Engine;
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
         use sqlx::Row;
         use uuid::Uuid;
 
@@ -131,6 +133,8 @@ macro_rules! sql_store {
                 issued_at: row.try_get("rt_issued_at")?,
                 expires_at: row.try_get("rt_expires_at")?,
                 used_at: row.try_get("rt_used_at")?,
+                successor_hash: row.try_get::<Option<String>, _>("rt_successor")?.map(TokenHash),
+                successor_nonce: row.try_get("rt_nonce")?,
             })
         }
 
@@ -139,7 +143,8 @@ macro_rules! sql_store {
             format!(
                 "SELECT {GRANT_COLUMNS}, g.revoked_at AS g_revoked_at, r.scope AS rt_scope, \
                  r.issued_at AS rt_issued_at, r.expires_at AS rt_expires_at, \
-                 r.used_at AS rt_used_at, r.successor_hash AS rt_successor \
+                 r.used_at AS rt_used_at, r.successor_hash AS rt_successor, \
+                 r.successor_nonce AS rt_nonce \
                  FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.hash = $1"
             )
         }
@@ -487,13 +492,14 @@ macro_rules! sql_store {
                 // RFC 9700 §4.14.2: the token is spent by one conditional write; of two
                 // concurrent presentations exactly one matches `used_at IS NULL`.
                 let spent = sqlx::query(
-                    "UPDATE refresh_tokens SET used_at = $2, successor_hash = $3 \
+                    "UPDATE refresh_tokens SET used_at = $2, successor_hash = $3, successor_nonce = $4 \
                      WHERE hash = $1 AND used_at IS NULL AND expires_at > $2 \
                      AND grant_id IN (SELECT id FROM grants WHERE revoked_at IS NULL AND expires_at > $2)",
                 )
                 .bind(&presented.0)
                 .bind(now)
                 .bind(&successor.0)
+                .bind(URL_SAFE_NO_PAD.encode(policy.nonce))
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -511,20 +517,18 @@ macro_rules! sql_store {
                     return Ok(Rotation::Rotated(record));
                 }
                 let revoked: Option<i64> = row.try_get("g_revoked_at")?;
-                let recorded_successor: Option<String> = row.try_get("rt_successor")?;
                 if revoked.is_some() || record.grant.expires_at <= now {
                     return Ok(Rotation::Invalid);
                 }
                 match record.used_at {
                     None => Ok(Rotation::Invalid), // idle-expired
-                    // A grace of 0 turns retries off: any second presentation is a reuse.
+                    // A grace of 0 turns retries off: any second presentation is a reuse. The
+                    // successor row exists: the first presentation wrote it.
                     Some(used)
                         if policy.grace_secs > 0
                             && now - used <= policy.grace_secs
-                            && recorded_successor.as_deref() == Some(successor.0.as_str()) =>
+                            && record.successor_nonce.is_some() =>
                     {
-                        Self::insert_successor(&mut tx, successor, &record, policy).await?;
-                        tx.commit().await?;
                         Ok(Rotation::Retried(record))
                     }
                     Some(_) => {
@@ -856,6 +860,14 @@ macro_rules! sql_store {
             }
 
             async fn purge_expired(&self, c: PurgeCutoffs) -> Result<Purged, StoreError> {
+                sqlx::query(
+                    "UPDATE refresh_tokens SET successor_nonce = NULL WHERE hash IN \
+                     (SELECT hash FROM refresh_tokens WHERE successor_nonce IS NOT NULL AND used_at < $1 LIMIT $2)",
+                )
+                .bind(c.nonces_before)
+                .bind(c.batch)
+                .execute(&self.pool)
+                .await?;
                 let refresh_tokens = sqlx::query(
                     "DELETE FROM refresh_tokens WHERE hash IN \
                      (SELECT hash FROM refresh_tokens WHERE expires_at < $1 LIMIT $2)",
