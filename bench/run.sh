@@ -8,6 +8,7 @@
 #   --quick    3 s / 2 s cases, no micro-benchmarks (last figures reused if present)
 #   --smoke    one 1 s run per case, no warm-up, small scale store: checks that the harness
 #              works end to end (a few minutes); asserts no speed
+#   --quick and --smoke write bench/work/RESULTS-MODE.md; only the full run writes RESULTS.md
 #
 # Env: SHARED_DIR (default: ../shared beside the repo; holds peer/ and loadgen/),
 #      BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres; a fresh database is
@@ -73,8 +74,10 @@ echo "== load: $mode"
 pid=""
 stop() { [ -n "$pid" ] && kill -TERM "$pid" 2>/dev/null && wait "$pid" 2>/dev/null; pid=""; }
 trap stop EXIT INT TERM
-python3 "$here/bench.py" --mode "$mode" "${args[@]}" &
+# Only the full run replaces the committed RESULTS.md; the others write beside the raw data.
+out="$here/RESULTS.md"; [ "$mode" = full ] || out="$work/RESULTS-$mode.md"
+python3 "$here/bench.py" --mode "$mode" --out "$out" "${args[@]}" &
 pid=$!
 rc=0; wait "$pid" || rc=$?; pid=""
-echo "== done in $(( $(date +%s) - t0 ))s (build included); see bench/RESULTS.md"
+echo "== done in $(( $(date +%s) - t0 ))s (build included); see ${out#$root/}"
 exit $rc
