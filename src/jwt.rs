@@ -247,6 +247,130 @@ pub fn verify_id_token(
 mod tests {
     use super::*;
 
+    const ISS: &str = "https://issuer.example";
+    const NOW: i64 = 1_750_000_000;
+
+    /// A key view over a throwaway SQLite store, as the server holds it.
+    async fn view(alg: KeyAlg) -> (tempfile::TempDir, std::sync::Arc<KeyView>) {
+        let dir = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}/t.db", dir.path().display());
+        let settings = crate::store::PoolSettings {
+            max_connections: 1,
+            acquire_timeout: std::time::Duration::from_secs(3),
+        };
+        let store = crate::store::connect(&url, settings).await.unwrap();
+        store.migrate().await.unwrap();
+        let ring = crate::keys::KeyRing::open(store.as_ref(), alg, 86400, NOW)
+            .await
+            .unwrap();
+        (dir, ring.view(NOW).unwrap())
+    }
+
+    /// A JWS with any header and claims, signed by `key`.
+    fn forge(key: &LoadedKey, header: serde_json::Value, claims: serde_json::Value) -> String {
+        let mut out = URL_SAFE_NO_PAD.encode(header.to_string());
+        out.push('.');
+        out.push_str(&URL_SAFE_NO_PAD.encode(claims.to_string()));
+        let sig = key.sign(out.as_bytes()).unwrap();
+        out.push('.');
+        out.push_str(&URL_SAFE_NO_PAD.encode(sig));
+        out
+    }
+
+    #[tokio::test]
+    async fn access_token_verification_rules() {
+        use serde_json::json;
+        for alg in KeyAlg::ALL {
+            let (_dir, keys) = view(alg).await;
+            let key = &keys.signing;
+            let header = json!({ "alg": alg.as_str(), "typ": "at+jwt", "kid": key.kid });
+            let claims = json!({
+                "iss": ISS, "sub": "s", "aud": "a", "exp": NOW + 60, "iat": NOW, "jti": "j",
+                "client_id": "c", "scope": "read",
+            });
+            let with = |k: &str, v: serde_json::Value| {
+                let mut c = claims.clone();
+                c[k] = v;
+                c
+            };
+            let good = forge(key, header.clone(), claims.clone());
+            assert!(
+                verify_access_token(&good, &keys, ISS, NOW).is_ok(),
+                "{alg:?}"
+            );
+            let mut none = header.clone();
+            none["alg"] = json!("none");
+            let mut crit = header.clone();
+            crit["crit"] = json!(["exp"]);
+            let mut typ = header.clone();
+            typ["typ"] = json!("JWT");
+            let mut kid = header.clone();
+            kid["kid"] = json!("unknown");
+            let (msg, _) = good.rsplit_once('.').unwrap();
+            let other = forge(key, header.clone(), with("sub", json!("t")));
+            let (_, other_sig) = other.rsplit_once('.').unwrap();
+            for (rule, token, now, want) in [
+                (
+                    "signature of other claims",
+                    format!("{msg}.{other_sig}"),
+                    NOW,
+                    Rejection::Invalid,
+                ),
+                ("four parts", format!("{good}.x"), NOW, Rejection::Invalid),
+                ("two parts", msg.to_owned(), NOW, Rejection::Invalid),
+                (
+                    "alg none",
+                    forge(key, none, claims.clone()),
+                    NOW,
+                    Rejection::Invalid,
+                ),
+                (
+                    "crit",
+                    forge(key, crit, claims.clone()),
+                    NOW,
+                    Rejection::Invalid,
+                ),
+                (
+                    "typ JWT",
+                    forge(key, typ, claims.clone()),
+                    NOW,
+                    Rejection::Invalid,
+                ),
+                (
+                    "unknown kid",
+                    forge(key, kid, claims.clone()),
+                    NOW,
+                    Rejection::Invalid,
+                ),
+                (
+                    "other issuer",
+                    forge(key, header.clone(), with("iss", json!("x"))),
+                    NOW,
+                    Rejection::Invalid,
+                ),
+                (
+                    "no exp",
+                    forge(key, header.clone(), with("exp", json!(null))),
+                    NOW,
+                    Rejection::Invalid,
+                ),
+                (
+                    "nbf ahead",
+                    forge(key, header.clone(), with("nbf", json!(NOW + 5))),
+                    NOW,
+                    Rejection::Invalid,
+                ),
+                ("expired", good.clone(), NOW + 60, Rejection::Expired),
+            ] {
+                assert_eq!(
+                    verify_access_token(&token, &keys, ISS, now).err(),
+                    Some(want),
+                    "{alg:?}: {rule}"
+                );
+            }
+        }
+    }
+
     #[test]
     fn half_hash_matches_oidc_example() {
         // OIDC Core A.3 uses RS256: at_hash of "jHkWEdUXMU1BwAsC4vtUsZwnNvTIxEl0z9K3vx5KF0Y".
