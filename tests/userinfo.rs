@@ -289,7 +289,28 @@ async fn a_user_token_names_the_user_not_the_client(b: Backend) {
     );
 }
 
+// SECURITY-TESTS: UR-02
+/// RFC 6750 §3.1: another authentication scheme is no bearer token: a bare challenge.
+async fn another_scheme_is_no_token(b: Backend) {
+    let srv = TestServer::start(b).await;
+    let res = TestServer::read(
+        srv.http
+            .get(srv.url("/userinfo"))
+            .header("authorization", "Basic YTpi")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(res.status, 401);
+    assert_eq!(
+        res.header("www-authenticate"),
+        Some("Bearer realm=\"latchkey\"")
+    );
+}
+
 both_backends! {
+    another_scheme_is_no_token,
     userinfo_releases_claims_by_scope,
     userinfo_bearer_errors_follow_rfc_6750,
     an_id_token_is_not_an_access_token,

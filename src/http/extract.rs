@@ -174,14 +174,15 @@ pub fn bearer_from_headers(headers: &HeaderMap) -> Result<BearerSource, OAuthErr
         .to_str()
         .map_err(|_| OAuthError::invalid_request("malformed Authorization header"))?;
     match v.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Ok(BearerSource::Header(token.trim().to_owned()))
+        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") => {
+            let token = token.trim();
+            if token.is_empty() {
+                return Err(OAuthError::invalid_request("the Bearer token is empty"));
+            }
+            Ok(BearerSource::Header(token.to_owned()))
         }
-        _ => Err(OAuthError::invalid_request(
-            "the Authorization header must use the Bearer scheme",
-        )),
+        // RFC 6750 §3.1: another scheme is no bearer credential at all: a bare challenge.
+        _ => Ok(BearerSource::None),
     }
 }
 

@@ -36,4 +36,11 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// PostgreSQL takes concurrent writers itself: no turn to wait for.
+    async fn write_turn(&self) -> Result<Option<()>, super::StoreError> {
+        Ok(None)
+    }
+}
+
 super::sql::sql_store!(PgStore, sqlx::Postgres, "postgres", MIGRATOR);

@@ -214,6 +214,7 @@ macro_rules! sql_store {
             }
 
             async fn init_setting(&self, name: &str, value: &str) -> Result<String, StoreError> {
+                let _turn = self.write_turn().await?;
                 sqlx::query(
                     "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
                 )
@@ -225,6 +226,7 @@ macro_rules! sql_store {
             }
 
             async fn insert_client(&self, c: &Client) -> Result<(), StoreError> {
+                let _turn = self.write_turn().await?;
                 let grants: Vec<String> = c.grant_types.iter().map(|g| g.as_str().to_owned()).collect();
                 sqlx::query(&format!(
                     "INSERT INTO clients ({CLIENT_COLUMNS}) \
@@ -269,6 +271,7 @@ macro_rules! sql_store {
             }
 
             async fn delete_client(&self, id: &str, now: UnixTime) -> Result<bool, StoreError> {
+                let _turn = self.write_turn().await?;
                 let mut tx = self.pool.begin().await?;
                 let deleted = sqlx::query("DELETE FROM clients WHERE id = $1")
                     .bind(id)
@@ -285,6 +288,7 @@ macro_rules! sql_store {
             }
 
             async fn insert_user(&self, u: &User) -> Result<(), StoreError> {
+                let _turn = self.write_turn().await?;
                 sqlx::query(&format!(
                     "INSERT INTO users ({USER_COLUMNS}) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
@@ -333,6 +337,7 @@ macro_rules! sql_store {
             }
 
             async fn delete_user(&self, id: Uuid, now: UnixTime) -> Result<bool, StoreError> {
+                let _turn = self.write_turn().await?;
                 let mut tx = self.pool.begin().await?;
                 let deleted = sqlx::query("DELETE FROM users WHERE id = $1")
                     .bind(id.to_string())
@@ -345,6 +350,7 @@ macro_rules! sql_store {
             }
 
             async fn set_password(&self, id: Uuid, hash: &str, now: UnixTime) -> Result<bool, StoreError> {
+                let _turn = self.write_turn().await?;
                 let mut tx = self.pool.begin().await?;
                 let n = sqlx::query("UPDATE users SET password_hash = $2, updated_at = $3 WHERE id = $1")
                     .bind(id.to_string())
@@ -360,6 +366,7 @@ macro_rules! sql_store {
             }
 
             async fn set_disabled(&self, id: Uuid, disabled: bool, now: UnixTime) -> Result<bool, StoreError> {
+                let _turn = self.write_turn().await?;
                 let n = sqlx::query("UPDATE users SET disabled = $2, updated_at = $3 WHERE id = $1")
                     .bind(id.to_string())
                     .bind(disabled)
@@ -371,6 +378,7 @@ macro_rules! sql_store {
             }
 
             async fn insert_key(&self, k: &SigningKeyRecord) -> Result<(), StoreError> {
+                let _turn = self.write_turn().await?;
                 sqlx::query(
                     "INSERT INTO signing_keys (kid, alg, private_der, public_jwk, created_at, activates_at, retired_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -400,6 +408,7 @@ macro_rules! sql_store {
             }
 
             async fn retire_key(&self, kid: &str, now: UnixTime) -> Result<bool, StoreError> {
+                let _turn = self.write_turn().await?;
                 let n = sqlx::query("UPDATE signing_keys SET retired_at = $2 WHERE kid = $1 AND retired_at IS NULL")
                     .bind(kid)
                     .bind(now)
@@ -414,6 +423,7 @@ macro_rules! sql_store {
                 g: &Grant,
                 refresh: Option<(&TokenHash, UnixTime)>,
             ) -> Result<(), StoreError> {
+                let _turn = self.write_turn().await?;
                 let mut tx = self.pool.begin().await?;
                 sqlx::query(
                     "INSERT INTO grants (id, client_id, user_id, scope, auth_time, created_at, expires_at) \
@@ -452,6 +462,7 @@ macro_rules! sql_store {
                 refresh: Option<(&TokenHash, UnixTime)>,
                 now: UnixTime,
             ) -> Result<bool, StoreError> {
+                let _turn = self.write_turn().await?;
                 let mut tx = self.pool.begin().await?;
                 let live = sqlx::query(
                     "UPDATE grants SET expires_at = $2, created_at = $3 WHERE id = $1 AND revoked_at IS NULL \
@@ -487,6 +498,7 @@ macro_rules! sql_store {
                 successor: &TokenHash,
                 policy: RotatePolicy,
             ) -> Result<Rotation, StoreError> {
+                let _turn = self.write_turn().await?;
                 let now = policy.now;
                 let mut tx = self.pool.begin().await?;
                 // RFC 9700 §4.14.2: the token is spent by one conditional write; of two
@@ -553,6 +565,7 @@ macro_rules! sql_store {
             }
 
             async fn revoke_grant(&self, grant_id: &str, now: UnixTime) -> Result<(), StoreError> {
+                let _turn = self.write_turn().await?;
                 sqlx::query("UPDATE grants SET revoked_at = $2 WHERE id = $1 AND revoked_at IS NULL")
                     .bind(grant_id)
                     .bind(now)
@@ -573,6 +586,7 @@ macro_rules! sql_store {
             }
 
             async fn revoke_access_token(&self, jti: &str, expires_at: UnixTime) -> Result<(), StoreError> {
+                let _turn = self.write_turn().await?;
                 sqlx::query(
                     "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES ($1, $2) \
                      ON CONFLICT (jti) DO NOTHING",
@@ -629,6 +643,7 @@ macro_rules! sql_store {
                 user: ThrottleLimit,
                 ip: ThrottleLimit,
             ) -> Result<bool, StoreError> {
+                let _turn = self.write_turn().await?;
                 // A window that has passed, or a lock that has run out, starts a fresh count.
                 // A locked key is left alone (`WHERE`), so it returns no row.
                 const FRESH: &str = "(login_throttle.window_start + $4 <= $2 \
@@ -671,6 +686,7 @@ macro_rules! sql_store {
                 ip_key: &str,
                 ip: ThrottleLimit,
             ) -> Result<(), StoreError> {
+                let _turn = self.write_turn().await?;
                 let mut tx = self.pool.begin().await?;
                 sqlx::query("DELETE FROM login_throttle WHERE key = $1")
                     .bind(user_key)
@@ -691,6 +707,7 @@ macro_rules! sql_store {
             }
 
             async fn create_session(&self, x: &Session) -> Result<(), StoreError> {
+                let _turn = self.write_turn().await?;
                 sqlx::query(
                     "INSERT INTO sessions (id, user_id, auth_time, created_at, expires_at) VALUES ($1, $2, $3, $4, $5)",
                 )
@@ -727,11 +744,13 @@ macro_rules! sql_store {
             }
 
             async fn delete_session(&self, id: &TokenHash) -> Result<bool, StoreError> {
+                let _turn = self.write_turn().await?;
                 let n = sqlx::query("DELETE FROM sessions WHERE id = $1").bind(&id.0).execute(&self.pool).await?.rows_affected();
                 Ok(n > 0)
             }
 
             async fn put_pending(&self, r: &PendingRequest) -> Result<(), StoreError> {
+                let _turn = self.write_turn().await?;
                 sqlx::query(
                     "INSERT INTO auth_requests (id, session_id, client_id, request, created_at, expires_at) \
                      VALUES ($1, $2, $3, $4, $5, $6)",
@@ -760,6 +779,7 @@ macro_rules! sql_store {
             }
 
             async fn rebind_pending(&self, id: &str, from: &TokenHash, to: &TokenHash) -> Result<bool, StoreError> {
+                let _turn = self.write_turn().await?;
                 let n = sqlx::query("UPDATE auth_requests SET session_id = $3 WHERE id = $1 AND session_id = $2")
                     .bind(id)
                     .bind(&from.0)
@@ -771,6 +791,7 @@ macro_rules! sql_store {
             }
 
             async fn take_pending(&self, id: &str, session: &TokenHash, now: UnixTime) -> Result<Option<PendingRequest>, StoreError> {
+                let _turn = self.write_turn().await?;
                 let row = sqlx::query(
                     "DELETE FROM auth_requests WHERE id = $1 AND session_id = $2 AND expires_at > $3 \
                      RETURNING id, session_id, client_id, request, created_at, expires_at",
@@ -784,6 +805,7 @@ macro_rules! sql_store {
             }
 
             async fn insert_code(&self, c: &AuthCodeRecord) -> Result<(), StoreError> {
+                let _turn = self.write_turn().await?;
                 let binding = serde_json::to_string(&c.binding).map_err(|e| StoreError::Other(e.to_string()))?;
                 sqlx::query(
                     "INSERT INTO auth_codes (hash, grant_id, client_id, user_id, request, created_at, expires_at) \
@@ -802,6 +824,7 @@ macro_rules! sql_store {
             }
 
             async fn redeem_code(&self, hash: &TokenHash, now: UnixTime) -> Result<Redeem, StoreError> {
+                let _turn = self.write_turn().await?;
                 let row = sqlx::query(
                     "UPDATE auth_codes SET consumed_at = $2 \
                      WHERE hash = $1 AND consumed_at IS NULL AND expires_at > $2 \
@@ -846,6 +869,7 @@ macro_rules! sql_store {
             }
 
             async fn save_consent(&self, user_id: Uuid, client_id: &str, scope: &ScopeSet, now: UnixTime) -> Result<(), StoreError> {
+                let _turn = self.write_turn().await?;
                 sqlx::query(
                     "INSERT INTO consents (user_id, client_id, scope, created_at) VALUES ($1, $2, $3, $4) \
                      ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, created_at = excluded.created_at",
@@ -860,6 +884,7 @@ macro_rules! sql_store {
             }
 
             async fn purge_expired(&self, c: PurgeCutoffs) -> Result<Purged, StoreError> {
+                let _turn = self.write_turn().await?;
                 sqlx::query(
                     "UPDATE refresh_tokens SET successor_nonce = NULL WHERE hash IN \
                      (SELECT hash FROM refresh_tokens WHERE successor_nonce IS NOT NULL AND used_at < $1 LIMIT $2)",

@@ -1,7 +1,9 @@
-//! The embedded store: one SQLite file in WAL mode. Writers queue on `busy_timeout`
-//! instead of failing with "database is locked".
+//! The embedded store: one SQLite file in WAL mode. Readers run in parallel; writers take
+//! turns on an in-process queue (fair, no polling) and, against other processes such as
+//! the CLI, on `busy_timeout`, instead of failing with "database is locked".
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::sqlite::{
@@ -15,6 +17,9 @@ static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations/sqlite")
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// SQLite has one writer at a time; queueing here avoids its busy handler's sleeps.
+    writer: Arc<tokio::sync::Mutex<()>>,
+    acquire_timeout: Duration,
 }
 
 impl SqliteStore {
@@ -39,7 +44,21 @@ impl SqliteStore {
             .acquire_timeout(settings.acquire_timeout)
             .connect_with(options)
             .await?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            writer: Arc::new(tokio::sync::Mutex::new(())),
+            acquire_timeout: settings.acquire_timeout,
+        })
+    }
+
+    /// A turn to write, waited for at most the acquire timeout.
+    async fn write_turn(
+        &self,
+    ) -> Result<Option<tokio::sync::MutexGuard<'_, ()>>, super::StoreError> {
+        tokio::time::timeout(self.acquire_timeout, self.writer.lock())
+            .await
+            .map(Some)
+            .map_err(|_| super::StoreError::Unavailable("timed out waiting to write".into()))
     }
 }
 
