@@ -32,6 +32,7 @@ pub struct AppState {
     discovery_cache: Mutex<Option<(Arc<KeyView>, Arc<String>)>>,
     /// Origins of registered redirect URIs, allowed by CORS; refreshed with the keys.
     cors_origins: RwLock<Arc<HashSet<String>>>,
+    cors_fingerprint: Mutex<Option<(i64, i64, i64)>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +106,7 @@ impl AppState {
             jwks_cache_control,
             discovery_cache: Mutex::new(None),
             cors_origins: RwLock::new(Arc::new(HashSet::new())),
+            cors_fingerprint: Mutex::new(None),
         });
         state.refresh_cors().await?;
         Ok(state)
@@ -112,18 +114,29 @@ impl AppState {
 
     /// Re-reads the origins of every client's redirect URIs.
     pub async fn refresh_cors(&self) -> Result<(), StoreError> {
+        // Re-read only when the client table changed (it may hold many thousands of rows).
+        let fingerprint = self.store.clients_fingerprint().await?;
+        if self
+            .cors_fingerprint
+            .lock()
+            .is_ok_and(|f| *f == Some(fingerprint))
+        {
+            return Ok(());
+        }
         let origins: HashSet<String> = self
             .store
-            .clients()
+            .registered_redirect_uris()
             .await?
             .iter()
-            .flat_map(|c| c.redirect_uris.iter())
             .filter_map(|u| url::Url::parse(u).ok())
             .filter(|u| matches!(u.scheme(), "https" | "http"))
             .map(|u| u.origin().ascii_serialization())
             .collect();
         if let Ok(mut slot) = self.cors_origins.write() {
             *slot = Arc::new(origins);
+        }
+        if let Ok(mut f) = self.cors_fingerprint.lock() {
+            *f = Some(fingerprint);
         }
         Ok(())
     }

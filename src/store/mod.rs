@@ -154,6 +154,11 @@ pub trait Store: Send + Sync + 'static {
     async fn insert_client(&self, client: &Client) -> Result<(), StoreError>;
     async fn client(&self, id: &str) -> Result<Option<Client>, StoreError>;
     async fn clients(&self) -> Result<Vec<Client>, StoreError>;
+    /// A cheap summary of the client table that changes when clients are added, removed or
+    /// re-registered: lets callers skip re-reading it.
+    async fn clients_fingerprint(&self) -> Result<(i64, i64, i64), StoreError>;
+    /// Every registered redirect URI of every client (for CORS origins).
+    async fn registered_redirect_uris(&self) -> Result<Vec<String>, StoreError>;
     /// Deletes the client and revokes every grant it holds.
     async fn delete_client(&self, id: &str, now: UnixTime) -> Result<bool, StoreError>;
 

@@ -270,6 +270,23 @@ macro_rules! sql_store {
                     .collect()
             }
 
+            async fn clients_fingerprint(&self) -> Result<(i64, i64, i64), StoreError> {
+                let row = sqlx::query(
+                    "SELECT COUNT(*) AS n, COALESCE(MAX(created_at), 0) AS latest, \
+                     COALESCE(SUM(LENGTH(redirect_uris)), 0) AS uris FROM clients",
+                )
+                .fetch_one(&self.pool)
+                .await?;
+                Ok((row.try_get("n")?, row.try_get("latest")?, row.try_get("uris")?))
+            }
+
+            async fn registered_redirect_uris(&self) -> Result<Vec<String>, StoreError> {
+                let rows: Vec<String> = sqlx::query_scalar("SELECT redirect_uris FROM clients")
+                    .fetch_all(&self.pool)
+                    .await?;
+                Ok(rows.iter().flat_map(|r| split(r)).collect())
+            }
+
             async fn delete_client(&self, id: &str, now: UnixTime) -> Result<bool, StoreError> {
                 let _turn = self.write_turn().await?;
                 let mut tx = self.pool.begin().await?;
@@ -506,7 +523,8 @@ macro_rules! sql_store {
                 let spent = sqlx::query(
                     "UPDATE refresh_tokens SET used_at = $2, successor_hash = $3, successor_nonce = $4 \
                      WHERE hash = $1 AND used_at IS NULL AND expires_at > $2 \
-                     AND grant_id IN (SELECT id FROM grants WHERE revoked_at IS NULL AND expires_at > $2)",
+                     AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id \
+                                 AND g.revoked_at IS NULL AND g.expires_at > $2)",
                 )
                 .bind(&presented.0)
                 .bind(now)
