@@ -28,6 +28,8 @@ pub struct AppState {
     pub clock: Clock,
     pub secret_hasher: SecretHasher,
     pub passwords: PasswordVerifier,
+    /// Clients for authentication, cached for `keys.reload_secs`.
+    pub clients: crate::client_cache::ClientCache,
     pub jwks_cache_control: HeaderValue,
     discovery_cache: Mutex<Option<(Arc<KeyView>, Arc<String>)>>,
     /// Origins of registered redirect URIs, allowed by CORS; refreshed with the keys.
@@ -96,7 +98,10 @@ impl AppState {
             config.keys.jwks_max_age_secs
         ))
         .map_err(|e| StartError::Other(e.to_string()))?;
+        let clients =
+            crate::client_cache::ClientCache::new(store.clone(), config.keys.reload_secs as i64);
         let state = Arc::new(AppState {
+            clients,
             config,
             store,
             keys,

@@ -4,7 +4,10 @@
 use crate::model::{AuthMethod, Client, ClientKind};
 use crate::oauth::{ClientSecret, OAuthError, Params};
 use crate::secrets::SecretHasher;
-use crate::store::Store;
+use std::sync::Arc;
+
+use crate::client_cache::ClientCache;
+use crate::clock::UnixTime;
 
 /// How the client presented itself, as the HTTP layer found it.
 #[derive(Debug)]
@@ -21,7 +24,7 @@ pub enum Presented {
 /// A client that proved who it is. Only [`authenticate`] builds one.
 #[derive(Debug, Clone)]
 pub struct AuthenticatedClient {
-    client: Client,
+    client: Arc<Client>,
     method: AuthMethod,
 }
 
@@ -43,7 +46,8 @@ fn invalid_client() -> OAuthError {
 
 /// Authenticates the client of a back-channel request.
 pub async fn authenticate(
-    store: &dyn Store,
+    clients: &ClientCache,
+    now: UnixTime,
     hasher: &SecretHasher,
     presented: Presented,
     params: &Params,
@@ -79,7 +83,10 @@ pub async fn authenticate(
             }
         }
     };
-    let client = store.client(&client_id).await?.ok_or_else(invalid_client)?;
+    let client = clients
+        .client(&client_id, now)
+        .await?
+        .ok_or_else(invalid_client)?;
     match (client.kind, &secret, &client.secret_hash) {
         (ClientKind::Confidential, Some(secret), Some(stored)) => {
             if !hasher.verify_client_secret(secret, stored) {

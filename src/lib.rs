@@ -7,6 +7,7 @@ pub mod admin;
 pub mod app;
 pub mod cli;
 pub mod client_auth;
+pub mod client_cache;
 pub mod clock;
 pub mod config;
 pub mod grant;

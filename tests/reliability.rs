@@ -135,6 +135,9 @@ async fn postgres_outage_gives_503_and_recovers_without_restart() {
     let at = login.json["access_token"].as_str().unwrap().to_owned();
     let rt = login.json["refresh_token"].as_str().unwrap().to_owned();
     assert_eq!(srv.get_bearer("/userinfo", &at).await.status, 200);
+    // Past the client cache's lifetime, so that authenticating the client needs the
+    // database (a cached client would still get client_credentials tokens while it is cut).
+    srv.advance(srv.state.config.keys.reload_secs as i64);
 
     proxy.cut();
     let http = impatient();
@@ -311,6 +314,8 @@ async fn a_client_deleted_at_one_instance_is_refused_at_the_other(b: Backend) {
     admin::delete_client(a.store(), &client.id, a.now())
         .await
         .unwrap();
+    // B serves client registrations from memory for keys.reload_secs (the documented TTL).
+    bsrv.advance(bsrv.state.config.keys.reload_secs as i64);
     let res = bsrv
         .token(&client, &[("grant_type", "client_credentials")])
         .await;

@@ -363,6 +363,8 @@ async fn refresh_dies_with_its_user_client_or_family(b: Backend) {
     admin::delete_client(srv.store(), &doomed.id, srv.now())
         .await
         .unwrap();
+    // Client registrations are cached for keys.reload_secs (documented).
+    srv.advance(srv.state.config.keys.reload_secs as i64);
     let res = srv.refresh(&doomed, &rt(&t), &[]).await;
     res.assert_error(401, "invalid_client", "client deleted");
     assert!(

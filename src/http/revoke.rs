@@ -49,9 +49,14 @@ pub async fn authenticated(
 ) -> Result<(AuthenticatedClient, String), OAuthError> {
     let OAuthForm(params) = form?;
     let ClientAuthHeader(presented) = auth?;
-    let client =
-        client_auth::authenticate(app.store.as_ref(), &app.secret_hasher, presented, &params)
-            .await?;
+    let client = client_auth::authenticate(
+        &app.clients,
+        app.clock.now(),
+        &app.secret_hasher,
+        presented,
+        &params,
+    )
+    .await?;
     let token = params.required("token")?.to_owned();
     Ok((client, token))
 }

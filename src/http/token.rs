@@ -44,14 +44,16 @@ async fn run(
     if grant == GrantType::Implicit {
         return Err((implicit(), None));
     }
+    // The one reading of the clock for this request.
+    let now = app.clock.now();
     let client =
-        client_auth::authenticate(app.store.as_ref(), &app.secret_hasher, presented, &params)
+        client_auth::authenticate(&app.clients, now, &app.secret_hasher, presented, &params)
             .await
             .map_err(|e| (e, None))?;
     let id = client.id().to_owned();
     let fail = |e: OAuthError| (e, Some(id.clone()));
     client.client().ensure_allows(grant).map_err(fail)?;
-    let ctx = GrantCtx::new(app, app.clock.now(), peer);
+    let ctx = GrantCtx::new(app, now, peer);
     let res = match grant {
         GrantType::ClientCredentials => {
             grant::client_credentials::handle(&ctx, &client, &params).await
