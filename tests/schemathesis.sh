@@ -131,7 +131,8 @@ export LK_BEARER
 RT1=$(mint "openid offline_access" refresh_token)
 RT2=$(mint "offline_access" refresh_token)
 
-# RFC 6750 §3.1: a request to /userinfo with no token at all gets only the challenge,
+# RFC 6750 §3.1: a request to /userinfo with no bearer token at all (no Authorization
+# header, or another scheme's credentials) gets only the challenge,
 # `WWW-Authenticate: Bearer realm="latchkey"`, and an empty body, which a media-type map
 # in OpenAPI cannot express. These two checks are schemathesis' own content-type and
 # response-schema checks, skipping exactly that answer and nothing else.
@@ -144,13 +145,17 @@ from schemathesis.specs.openapi.checks import (
 
 
 def bare_bearer_challenge(response, case):
-    sent = {name.lower() for name in response.request.headers}
+    auth = [
+        str(value)
+        for name, value in response.request.headers.items()
+        if name.lower() == "authorization"
+    ]
     return (
         case.path == "/userinfo"
         and response.status_code == 401
         and not response.content
         and response.headers.get("www-authenticate") == ['Bearer realm="latchkey"']
-        and "authorization" not in sent
+        and not any(a.lower().startswith("bearer") for a in auth)
     )
 
 
