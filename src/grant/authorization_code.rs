@@ -5,10 +5,10 @@ use uuid::Uuid;
 
 use crate::client_auth::AuthenticatedClient;
 use crate::model::{AuthCodeRecord, Client, CodeBinding, Grant, Redeem, User};
-use crate::oauth::{GrantType, OAuthError, Params, ScopeSet, pkce};
+use crate::oauth::{OAuthError, Params, ScopeSet, pkce};
 use crate::secrets;
 
-use super::{GrantCtx, IdTokenFor, TokenResponse, audience, user_tokens};
+use super::{GrantCtx, IdTokenFor, TokenResponse, audience, first_refresh, user_tokens};
 
 /// Mints a single-use, short-lived code bound to client, user and request; stores its hash.
 pub async fn issue_code(
@@ -114,31 +114,19 @@ pub async fn handle(
         _ => return Err(invalid("the user is no longer active")),
     };
     let scope = ScopeSet::parse(&b.scope)?;
-    let tokens = &app.config.tokens;
-    let expires_at = ctx.now
-        + c.refresh_absolute_ttl
-            .unwrap_or(tokens.refresh_absolute_ttl_secs);
-    let refresh = if c.grant_types.contains(&GrantType::RefreshToken) {
-        Some(secrets::random_token().map_err(OAuthError::server_error)?)
-    } else {
-        None
-    };
-    let idle = c.refresh_idle_ttl.unwrap_or(tokens.refresh_idle_ttl_secs);
-    let row = refresh
-        .as_ref()
-        .map(|rt| (secrets::token_hash(rt), (ctx.now + idle).min(expires_at)));
+    let first = first_refresh(ctx, c)?;
     let activated = app
         .store
         .activate_grant(
             &record.grant_id,
-            expires_at,
-            row.as_ref().map(|(h, e)| (h, *e)),
+            first.expires_at,
+            first.row.as_ref().map(|(h, e)| (h, *e)),
             ctx.now,
         )
         .await?;
     // RFC 6749 §4.1.2: this is the first use, so it is answered. A replay that raced it has
     // already revoked the grant: the access token is born dead and no refresh token exists.
-    let refresh = refresh.filter(|_| activated);
+    let refresh = first.token.filter(|_| activated);
     let t = IdTokenFor {
         user: &user,
         scope: &scope,

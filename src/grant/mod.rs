@@ -194,6 +194,47 @@ pub fn user_tokens(
     })
 }
 
+/// The lifetimes of a new grant and, when the client may refresh, its first refresh token
+/// (issued whatever the scope; documented in the README).
+pub struct FirstRefresh {
+    /// Absolute end of the family.
+    pub expires_at: UnixTime,
+    /// The token to hand out, and what the store keeps of it: hash and idle expiry.
+    pub token: Option<String>,
+    pub row: Option<(crate::oauth::TokenHash, UnixTime)>,
+}
+
+pub fn first_refresh(ctx: &GrantCtx<'_>, client: &Client) -> Result<FirstRefresh, OAuthError> {
+    let tokens = &ctx.app.config.tokens;
+    let expires_at = ctx.now
+        + client
+            .refresh_absolute_ttl
+            .unwrap_or(tokens.refresh_absolute_ttl_secs);
+    if !client
+        .grant_types
+        .contains(&crate::oauth::GrantType::RefreshToken)
+    {
+        return Ok(FirstRefresh {
+            expires_at,
+            token: None,
+            row: None,
+        });
+    }
+    let token = secrets::random_token().map_err(OAuthError::server_error)?;
+    let idle = client
+        .refresh_idle_ttl
+        .unwrap_or(tokens.refresh_idle_ttl_secs);
+    let row = Some((
+        secrets::token_hash(&token),
+        (ctx.now + idle).min(expires_at),
+    ));
+    Ok(FirstRefresh {
+        expires_at,
+        token: Some(token),
+        row,
+    })
+}
+
 /// Standard claims released by scope (OIDC Core §5.4); `sub` is added by the caller.
 pub fn user_claims(user: &User, scope: &ScopeSet) -> serde_json::Map<String, serde_json::Value> {
     use serde_json::Value;

@@ -5,11 +5,10 @@ use uuid::Uuid;
 
 use crate::client_auth::AuthenticatedClient;
 use crate::model::Grant;
-use crate::oauth::{GrantType, OAuthError, Params, Password, ScopeSet};
-use crate::secrets;
+use crate::oauth::{OAuthError, Params, Password, ScopeSet};
 use crate::store::ThrottleLimit;
 
-use super::{GrantCtx, IdTokenFor, TokenResponse, audience, user_tokens};
+use super::{GrantCtx, IdTokenFor, TokenResponse, audience, first_refresh, user_tokens};
 
 /// Longest username an account can have.
 const MAX_USERNAME_BYTES: usize = 255;
@@ -125,7 +124,7 @@ pub async fn handle(
     let aud = audience(ctx, c, p)?;
     let user = verify_login(ctx, username, password).await?;
 
-    let tokens = &ctx.app.config.tokens;
+    let first = first_refresh(ctx, c)?;
     let grant = Grant {
         id: Uuid::new_v4().to_string(),
         client_id: c.id.clone(),
@@ -133,26 +132,11 @@ pub async fn handle(
         scope: scope.clone(),
         auth_time: ctx.now,
         created_at: ctx.now,
-        expires_at: ctx.now
-            + c.refresh_absolute_ttl
-                .unwrap_or(tokens.refresh_absolute_ttl_secs),
+        expires_at: first.expires_at,
     };
-    // A refresh token whenever the client may refresh (documented in the README).
-    let refresh = if c.grant_types.contains(&GrantType::RefreshToken) {
-        Some(secrets::random_token().map_err(OAuthError::server_error)?)
-    } else {
-        None
-    };
-    let idle = c.refresh_idle_ttl.unwrap_or(tokens.refresh_idle_ttl_secs);
-    let refresh_row = refresh.as_ref().map(|rt| {
-        (
-            secrets::token_hash(rt),
-            (ctx.now + idle).min(grant.expires_at),
-        )
-    });
     ctx.app
         .store
-        .create_grant(&grant, refresh_row.as_ref().map(|(h, e)| (h, *e)))
+        .create_grant(&grant, first.row.as_ref().map(|(h, e)| (h, *e)))
         .await?;
 
     let t = IdTokenFor {
@@ -163,5 +147,5 @@ pub async fn handle(
         access_token: None,
         code: None,
     };
-    user_tokens(ctx, c, t, &grant.id, aud, refresh)
+    user_tokens(ctx, c, t, &grant.id, aud, first.token)
 }
