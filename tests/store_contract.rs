@@ -331,6 +331,38 @@ async fn without_grace_concurrent_reuse_revokes_the_family(s: &dyn Store) {
     ));
 }
 
+/// A refresh token is read with its grant and the grant's user in one lookup, as it is
+/// spent: the refresh grant and introspection need no further round trip.
+async fn refresh_records_carry_their_grant_and_user(s: &dyn Store) {
+    let g = family(s, "rt1", T0 + 10_000, T0 + 600).await;
+    let rec = s.refresh_token(&h("rt1")).await.unwrap().unwrap();
+    assert_eq!(rec.grant.id, g.id);
+    assert!(!rec.grant_revoked);
+    assert_eq!(rec.used_at, None);
+    assert_eq!(rec.user.as_ref().map(|u| u.id), Some(g.user_id));
+    let r = s
+        .rotate_refresh(&h("rt1"), &h("rt2"), policy(T0 + 1, 2))
+        .await
+        .unwrap();
+    let Rotation::Rotated(rec) = r else {
+        panic!("{r:?}")
+    };
+    assert_eq!(rec.grant.id, g.id);
+    assert_eq!(rec.used_at, Some(T0 + 1));
+    assert_eq!(rec.successor_hash, Some(h("rt2")));
+    assert_eq!(rec.scope, g.scope);
+    let u = rec.user.expect("the user comes with the spent token");
+    assert_eq!(u.id, g.user_id);
+    assert!(!u.disabled);
+    let next = s.refresh_token(&h("rt2")).await.unwrap().unwrap();
+    assert_eq!((next.issued_at, next.expires_at), (T0 + 1, T0 + 601));
+    assert_eq!(next.scope, g.scope);
+    assert!(s.delete_user(g.user_id, T0 + 2).await.unwrap());
+    let gone = s.refresh_token(&h("rt2")).await.unwrap().unwrap();
+    assert!(gone.user.is_none(), "a deleted user is no user");
+    assert!(gone.grant_revoked, "deleting the user revoked the grant");
+}
+
 // SECURITY-TESTS: RT-02
 async fn reuse_after_grace_revokes_the_family(s: &dyn Store) {
     let g = family(s, "rt1", T0 + 10_000, T0 + 600).await;
@@ -795,6 +827,7 @@ contract_tests! {
     rotate_refresh_is_exactly_once_under_concurrency,
     without_grace_concurrent_reuse_revokes_the_family,
     reuse_after_grace_revokes_the_family,
+    refresh_records_carry_their_grant_and_user,
     idle_expiry_is_invalid,
     grant_absolute_expiry_is_invalid,
     access_token_revocation_is_idempotent,

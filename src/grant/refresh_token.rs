@@ -26,6 +26,7 @@ pub async fn handle(
     let hash = secrets::token_hash(presented.secret());
 
     // RFC 6749 §6: the token must have been issued to this client.
+    // The token with its grant and user, in one lookup.
     let record = app.store.refresh_token(&hash).await?.ok_or_else(invalid)?;
     if record.grant.client_id != c.id {
         return Err(invalid());
@@ -50,7 +51,7 @@ pub async fn handle(
     }
     let aud = audience(ctx, c, p)?;
     // The user must still exist and be enabled.
-    let user = match app.store.user(record.grant.user_id).await? {
+    let user = match record.user {
         Some(u) if !u.disabled => u,
         _ => return Err(invalid()),
     };
@@ -87,6 +88,8 @@ pub async fn handle(
             }
         }
         Rotation::Reused => {
+            // The store revoked the family.
+            app.revocations.revoked();
             return Err(OAuthError::invalid_grant(
                 "the refresh token was already used; the grant is revoked",
             ));

@@ -69,8 +69,8 @@ async fn inspect(app: &AppState, caller: &str, token: &str) -> Result<Value, OAu
     let live = rt.used_at.is_none()
         && rt.expires_at > now
         && rt.grant.client_id == caller
-        && !app.store.grant_revoked(&rt.grant.id).await?
-        && user_active(app, &rt.grant.user_id.to_string()).await?;
+        && !rt.grant_revoked
+        && rt.user.as_ref().is_some_and(|u| !u.disabled);
     if !live {
         return Ok(inactive);
     }

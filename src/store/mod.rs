@@ -72,6 +72,8 @@ impl From<StoreError> for OAuthError {
 #[derive(Clone, Debug)]
 pub struct RefreshRecord {
     pub grant: Grant,
+    /// Whether the grant (the token's family) was revoked.
+    pub grant_revoked: bool,
     /// The scope this token grants (the grant's original scope).
     pub scope: ScopeSet,
     pub issued_at: UnixTime,
@@ -81,6 +83,8 @@ pub struct RefreshRecord {
     /// derived with (base64url).
     pub successor_hash: Option<TokenHash>,
     pub successor_nonce: Option<String>,
+    /// The grant's user, read with the token; `None` once the user is deleted.
+    pub user: Option<User>,
 }
 
 /// Outcome of presenting a refresh token (RFC 9700 §4.14.2).

@@ -1,6 +1,7 @@
 //! The production store: PostgreSQL, shared by every replica.
 
 use std::str::FromStr;
+use std::sync::LazyLock;
 
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 
@@ -44,3 +45,46 @@ impl PgStore {
 }
 
 super::sql::sql_store!(PgStore, sqlx::Postgres, "postgres", MIGRATOR);
+
+/// Spends a refresh token and records its successor in one statement, so one round trip
+/// and one commit: `spent` matches only a live, unused token of a live grant (of two
+/// concurrent presentations, the second waits for the first's row lock, then no longer
+/// matches `used_at IS NULL`), and returns it as `refresh_row` reads it.
+static SPEND_REFRESH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "WITH spent AS ( \
+           UPDATE refresh_tokens r \
+           SET used_at = $2, successor_hash = $3, successor_nonce = $4 \
+           FROM grants g LEFT JOIN users u ON u.id = g.user_id \
+           WHERE r.hash = $1 AND r.used_at IS NULL AND r.expires_at > $2 \
+             AND g.id = r.grant_id AND g.revoked_at IS NULL AND g.expires_at > $2 \
+           RETURNING {REFRESH_COLUMNS}), \
+         successor AS ( \
+           INSERT INTO refresh_tokens (hash, grant_id, scope, issued_at, expires_at) \
+           SELECT $3, id, rt_scope, $2, LEAST($2 + $5, expires_at) FROM spent \
+           ON CONFLICT (hash) DO NOTHING) \
+         SELECT * FROM spent"
+    )
+});
+
+impl PgStore {
+    /// Spends `presented` if it is live and records its successor; `None` if it was not
+    /// spendable.
+    async fn spend_refresh(
+        &self,
+        presented: &TokenHash,
+        successor: &TokenHash,
+        policy: RotatePolicy,
+    ) -> Result<Option<RefreshRecord>, StoreError> {
+        sqlx::query(&SPEND_REFRESH)
+            .bind(&presented.0)
+            .bind(policy.now)
+            .bind(&successor.0)
+            .bind(URL_SAFE_NO_PAD.encode(policy.nonce))
+            .bind(policy.idle_ttl)
+            .fetch_optional(&self.pool)
+            .await?
+            .map(|r| refresh_row(&r))
+            .transpose()
+    }
+}

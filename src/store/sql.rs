@@ -28,8 +28,6 @@ macro_rules! sql_store {
             refresh_absolute_ttl, first_party, created_at";
         const USER_COLUMNS: &str = "id, username, password_hash, name, given_name, family_name, \
             email, email_verified, disabled, created_at, updated_at";
-        const GRANT_COLUMNS: &str =
-            "g.id, g.client_id, g.user_id, g.scope, g.auth_time, g.created_at, g.expires_at";
 
         fn corrupt(what: &str) -> StoreError {
             StoreError::Other(format!("stored {what} is malformed"))
@@ -68,22 +66,37 @@ macro_rules! sql_store {
             })
         }
 
+        /// `USER_COLUMNS` as named in a row: bare, or with the `u_` prefix of `REFRESH_COLUMNS`.
+        type UserNames = [&'static str; 11];
+        const USER_NAMES: UserNames = [
+            "id", "username", "password_hash", "name", "given_name", "family_name", "email",
+            "email_verified", "disabled", "created_at", "updated_at",
+        ];
+        const USER_NAMES_U: UserNames = [
+            "u_id", "u_username", "u_password_hash", "u_name", "u_given_name", "u_family_name",
+            "u_email", "u_email_verified", "u_disabled", "u_created_at", "u_updated_at",
+        ];
+
         fn user_row(row: &DbRow) -> Result<User, StoreError> {
-            let id: String = row.try_get("id")?;
+            user_row_named(row, &USER_NAMES)
+        }
+
+        fn user_row_named(row: &DbRow, n: &UserNames) -> Result<User, StoreError> {
+            let id: String = row.try_get(n[0])?;
             Ok(User {
                 id: Uuid::parse_str(&id).map_err(|_| corrupt("user id"))?,
-                username: row.try_get("username")?,
-                password_hash: row.try_get("password_hash")?,
+                username: row.try_get(n[1])?,
+                password_hash: row.try_get(n[2])?,
                 profile: Profile {
-                    name: row.try_get("name")?,
-                    given_name: row.try_get("given_name")?,
-                    family_name: row.try_get("family_name")?,
-                    email: row.try_get("email")?,
-                    email_verified: row.try_get("email_verified")?,
+                    name: row.try_get(n[3])?,
+                    given_name: row.try_get(n[4])?,
+                    family_name: row.try_get(n[5])?,
+                    email: row.try_get(n[6])?,
+                    email_verified: row.try_get(n[7])?,
                 },
-                disabled: row.try_get("disabled")?,
-                created_at: row.try_get("created_at")?,
-                updated_at: row.try_get("updated_at")?,
+                disabled: row.try_get(n[8])?,
+                created_at: row.try_get(n[9])?,
+                updated_at: row.try_get(n[10])?,
             })
         }
 
@@ -128,6 +141,7 @@ macro_rules! sql_store {
         fn refresh_row(row: &DbRow) -> Result<RefreshRecord, StoreError> {
             Ok(RefreshRecord {
                 grant: grant_row(row)?,
+                grant_revoked: row.try_get::<Option<i64>, _>("g_revoked_at")?.is_some(),
                 scope: ScopeSet::parse(&row.try_get::<String, _>("rt_scope")?)
                     .map_err(|_| corrupt("scope"))?,
                 issued_at: row.try_get("rt_issued_at")?,
@@ -135,17 +149,29 @@ macro_rules! sql_store {
                 used_at: row.try_get("rt_used_at")?,
                 successor_hash: row.try_get::<Option<String>, _>("rt_successor")?.map(TokenHash),
                 successor_nonce: row.try_get("rt_nonce")?,
+                user: match row.try_get::<Option<String>, _>("u_id")? {
+                    Some(_) => Some(user_row_named(row, &USER_NAMES_U)?),
+                    None => None,
+                },
             })
         }
 
-        /// Refresh token joined with its grant, for `refresh_row`.
+        /// What `refresh_row` reads: a refresh token `r`, its grant `g` and the grant's user
+        /// `u` (left-joined: the user may be gone).
+        const REFRESH_COLUMNS: &str = "g.id, g.client_id, g.user_id, g.scope, g.auth_time, \
+            g.created_at, g.expires_at, g.revoked_at AS g_revoked_at, r.scope AS rt_scope, \
+            r.issued_at AS rt_issued_at, r.expires_at AS rt_expires_at, r.used_at AS rt_used_at, \
+            r.successor_hash AS rt_successor, r.successor_nonce AS rt_nonce, \
+            u.id AS u_id, u.username AS u_username, u.password_hash AS u_password_hash, \
+            u.name AS u_name, u.given_name AS u_given_name, u.family_name AS u_family_name, \
+            u.email AS u_email, u.email_verified AS u_email_verified, u.disabled AS u_disabled, \
+            u.created_at AS u_created_at, u.updated_at AS u_updated_at";
+
+        /// A refresh token by hash with its grant and user, for `refresh_row`.
         fn refresh_select() -> String {
             format!(
-                "SELECT {GRANT_COLUMNS}, g.revoked_at AS g_revoked_at, r.scope AS rt_scope, \
-                 r.issued_at AS rt_issued_at, r.expires_at AS rt_expires_at, \
-                 r.used_at AS rt_used_at, r.successor_hash AS rt_successor, \
-                 r.successor_nonce AS rt_nonce \
-                 FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id WHERE r.hash = $1"
+                "SELECT {REFRESH_COLUMNS} FROM refresh_tokens r JOIN grants g ON g.id = r.grant_id \
+                 LEFT JOIN users u ON u.id = g.user_id WHERE r.hash = $1"
             )
         }
 
@@ -165,27 +191,6 @@ macro_rules! sql_store {
                     .bind(id.to_string())
                     .execute(&mut **tx)
                     .await?;
-                Ok(())
-            }
-
-            async fn insert_successor(
-                tx: &mut sqlx::Transaction<'_, $db>,
-                successor: &TokenHash,
-                record: &RefreshRecord,
-                policy: RotatePolicy,
-            ) -> Result<(), StoreError> {
-                let expires_at = (policy.now + policy.idle_ttl).min(record.grant.expires_at);
-                sqlx::query(
-                    "INSERT INTO refresh_tokens (hash, grant_id, scope, issued_at, expires_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hash) DO NOTHING",
-                )
-                .bind(&successor.0)
-                .bind(&record.grant.id)
-                .bind(record.scope.to_string())
-                .bind(policy.now)
-                .bind(expires_at)
-                .execute(&mut **tx)
-                .await?;
                 Ok(())
             }
         }
@@ -517,22 +522,13 @@ macro_rules! sql_store {
             ) -> Result<Rotation, StoreError> {
                 let _turn = self.write_turn().await?;
                 let now = policy.now;
-                let mut tx = self.pool.begin().await?;
                 // RFC 9700 §4.14.2: the token is spent by one conditional write; of two
                 // concurrent presentations exactly one matches `used_at IS NULL`.
-                let spent = sqlx::query(
-                    "UPDATE refresh_tokens SET used_at = $2, successor_hash = $3, successor_nonce = $4 \
-                     WHERE hash = $1 AND used_at IS NULL AND expires_at > $2 \
-                     AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id \
-                                 AND g.revoked_at IS NULL AND g.expires_at > $2)",
-                )
-                .bind(&presented.0)
-                .bind(now)
-                .bind(&successor.0)
-                .bind(URL_SAFE_NO_PAD.encode(policy.nonce))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
+                if let Some(record) = self.spend_refresh(presented, successor, policy).await? {
+                    return Ok(Rotation::Rotated(record));
+                }
+                // Not spent: why, and a reuse revokes the family, in one transaction.
+                let mut tx = self.pool.begin().await?;
                 let row = sqlx::query(&refresh_select())
                     .bind(&presented.0)
                     .fetch_optional(&mut *tx)
@@ -541,13 +537,7 @@ macro_rules! sql_store {
                     return Ok(Rotation::Invalid);
                 };
                 let record = refresh_row(&row)?;
-                if spent > 0 {
-                    Self::insert_successor(&mut tx, successor, &record, policy).await?;
-                    tx.commit().await?;
-                    return Ok(Rotation::Rotated(record));
-                }
-                let revoked: Option<i64> = row.try_get("g_revoked_at")?;
-                if revoked.is_some() || record.grant.expires_at <= now {
+                if record.grant_revoked || record.grant.expires_at <= now {
                     return Ok(Rotation::Invalid);
                 }
                 match record.used_at {

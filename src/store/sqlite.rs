@@ -63,3 +63,52 @@ impl SqliteStore {
 }
 
 super::sql::sql_store!(SqliteStore, sqlx::Sqlite, "sqlite", MIGRATOR);
+
+impl SqliteStore {
+    /// Spends `presented` if it is live and records its successor; `None` if it was not
+    /// spendable. SQLite cannot write inside `WITH`: three statements in one transaction,
+    /// which cost little on an in-process file (the caller holds the write turn).
+    async fn spend_refresh(
+        &self,
+        presented: &TokenHash,
+        successor: &TokenHash,
+        policy: RotatePolicy,
+    ) -> Result<Option<RefreshRecord>, StoreError> {
+        let now = policy.now;
+        let mut tx = self.pool.begin().await?;
+        let spent = sqlx::query(
+            "UPDATE refresh_tokens SET used_at = $2, successor_hash = $3, successor_nonce = $4 \
+             WHERE hash = $1 AND used_at IS NULL AND expires_at > $2 \
+             AND EXISTS (SELECT 1 FROM grants g WHERE g.id = refresh_tokens.grant_id \
+                         AND g.revoked_at IS NULL AND g.expires_at > $2)",
+        )
+        .bind(&presented.0)
+        .bind(now)
+        .bind(&successor.0)
+        .bind(URL_SAFE_NO_PAD.encode(policy.nonce))
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if spent == 0 {
+            return Ok(None);
+        }
+        let row = sqlx::query(&refresh_select())
+            .bind(&presented.0)
+            .fetch_one(&mut *tx)
+            .await?;
+        let record = refresh_row(&row)?;
+        sqlx::query(
+            "INSERT INTO refresh_tokens (hash, grant_id, scope, issued_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5) ON CONFLICT (hash) DO NOTHING",
+        )
+        .bind(&successor.0)
+        .bind(&record.grant.id)
+        .bind(record.scope.to_string())
+        .bind(now)
+        .bind((now + policy.idle_ttl).min(record.grant.expires_at))
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(Some(record))
+    }
+}
