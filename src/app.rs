@@ -14,7 +14,8 @@ use tower_http::timeout::TimeoutLayer;
 use crate::clock::{Clock, UnixTime};
 use crate::config::Config;
 use crate::keys::{self, KeyError, KeyRing, KeyView};
-use crate::secrets::{self, PasswordVerifier, SecretHasher};
+use crate::password_verifier::PasswordVerifier;
+use crate::secrets::{self, SecretHasher};
 use crate::store::{self, PoolSettings, PurgeCutoffs, Store, StoreError};
 
 /// Longest time one request may take, body upload included.
@@ -30,6 +31,8 @@ pub struct AppState {
     pub passwords: PasswordVerifier,
     /// Clients for authentication, cached for `keys.reload_secs`.
     pub clients: crate::client_cache::ClientCache,
+    /// "Not revoked" answers for access tokens, cached for `keys.reload_secs`.
+    pub revocations: crate::revocation_cache::RevocationCache,
     pub jwks_cache_control: HeaderValue,
     discovery_cache: Mutex<Option<(Arc<KeyView>, Arc<String>)>>,
     /// Origins of registered redirect URIs, allowed by CORS; refreshed with the keys.
@@ -100,8 +103,11 @@ impl AppState {
         .map_err(|e| StartError::Other(e.to_string()))?;
         let clients =
             crate::client_cache::ClientCache::new(store.clone(), config.keys.reload_secs as i64);
+        let revocations =
+            crate::revocation_cache::RevocationCache::new(config.keys.reload_secs as i64);
         let state = Arc::new(AppState {
             clients,
+            revocations,
             config,
             store,
             keys,

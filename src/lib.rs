@@ -16,6 +16,8 @@ pub mod jwt;
 pub mod keys;
 pub mod model;
 pub mod oauth;
+pub mod password_verifier;
+pub mod revocation_cache;
 pub mod secrets;
 pub mod store;
 pub mod telemetry;

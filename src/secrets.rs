@@ -116,6 +116,12 @@ pub fn argon2() -> Argon2<'static> {
 #[error("password hashing failed: {0}")]
 pub struct HashError(String);
 
+impl HashError {
+    pub fn new(reason: String) -> Self {
+        Self(reason)
+    }
+}
+
 /// Hashes a password with a fresh 16-byte salt from the OS CSPRNG.
 pub fn hash_password(password: &Password) -> Result<String, HashError> {
     let mut salt = [0u8; 16];
@@ -162,81 +168,6 @@ pub fn verify_password_in(password: &Password, phc: &str, blocks: &mut Vec<Block
         &mut blocks[..],
     );
     hashed.is_ok() && bool::from(out.as_slice().ct_eq(expected.as_bytes()))
-}
-
-/// Verifies passwords off the async runtime, at most `permits` at once; the rest queue.
-/// Unknown users are verified against a dummy hash, so they cost the same.
-pub struct PasswordVerifier {
-    permits: std::sync::Arc<tokio::sync::Semaphore>,
-    dummy_hash: String,
-    verified: std::sync::atomic::AtomicU64,
-    /// argon2 working memory, one buffer per slot in use at most.
-    buffers: std::sync::Mutex<Vec<Vec<Block>>>,
-}
-
-impl PasswordVerifier {
-    pub fn new(permits: usize) -> Result<Self, HashError> {
-        let dummy = random_token().map_err(|e| HashError(e.to_string()))?;
-        Ok(Self {
-            permits: std::sync::Arc::new(tokio::sync::Semaphore::new(permits.max(1))),
-            dummy_hash: hash_password(&Password::new(dummy))?,
-            verified: std::sync::atomic::AtomicU64::new(0),
-            buffers: std::sync::Mutex::new(Vec::new()),
-        })
-    }
-
-    /// Waits for a turn at hashing. The caller holds it across its last checks, the hash and
-    /// the recording of the outcome, so that attempts queued behind it see that outcome
-    /// (a lock set by this failure) before they are hashed.
-    pub async fn turn(&self) -> Result<VerifyTurn<'_>, HashError> {
-        let permit = self
-            .permits
-            .acquire()
-            .await
-            .map_err(|e| HashError(e.to_string()))?;
-        Ok(VerifyTurn {
-            verifier: self,
-            _permit: permit,
-        })
-    }
-
-    /// Password verifications run since start (exported on /metrics).
-    pub fn count(&self) -> u64 {
-        self.verified.load(std::sync::atomic::Ordering::Relaxed)
-    }
-}
-
-/// One caller's turn at hashing (see [`PasswordVerifier::turn`]); ends when dropped.
-pub struct VerifyTurn<'a> {
-    verifier: &'a PasswordVerifier,
-    _permit: tokio::sync::SemaphorePermit<'a>,
-}
-
-impl VerifyTurn<'_> {
-    /// Verifies `password` against `phc`, or against the dummy hash when there is no user.
-    pub async fn verify(&self, password: Password, phc: Option<String>) -> Result<bool, HashError> {
-        let v = self.verifier;
-        v.verified
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let known = phc.is_some();
-        let phc = phc.unwrap_or_else(|| v.dummy_hash.clone());
-        let mut blocks = v
-            .buffers
-            .lock()
-            .ok()
-            .and_then(|mut b| b.pop())
-            .unwrap_or_default();
-        let (ok, blocks) = tokio::task::spawn_blocking(move || {
-            let ok = verify_password_in(&password, &phc, &mut blocks);
-            (ok, blocks)
-        })
-        .await
-        .map_err(|e| HashError(e.to_string()))?;
-        if let Ok(mut pool) = v.buffers.lock() {
-            pool.push(blocks);
-        }
-        Ok(ok && known)
-    }
 }
 
 #[cfg(test)]

@@ -335,6 +335,39 @@ async fn a_client_deleted_at_one_instance_is_refused_at_the_other(b: Backend) {
 }
 
 // SECURITY-TESTS: RL-02
+// Each instance keeps "not revoked" answers for keys.reload_secs (the documented TTL); the
+// instance that revokes forgets its own at once.
+async fn an_access_token_revoked_at_one_instance_is_refused_at_the_other_within_the_ttl(
+    b: Backend,
+) {
+    let a = TestServer::start(b).await;
+    let bsrv = replica(&a).await;
+    let client = a.confidential(USER_GRANTS, "openid").await;
+    a.user("alice", "correct horse battery").await;
+    let login = a
+        .password_grant(&client, "alice", "correct horse battery", "openid")
+        .await;
+    let at = login.json["access_token"].as_str().unwrap().to_owned();
+    assert!(introspect_active(&a, &client, &at).await, "live at A");
+    assert!(introspect_active(&bsrv, &client, &at).await, "live at B");
+    assert_eq!(a.revoke(&client, &at, None).await.status, 200);
+    assert!(
+        !introspect_active(&a, &client, &at).await,
+        "dead at A at once"
+    );
+    assert_eq!(a.get_bearer("/userinfo", &at).await.status, 401);
+    let ttl = bsrv.state.config.keys.reload_secs as i64;
+    bsrv.advance(ttl - 1);
+    assert!(
+        introspect_active(&bsrv, &client, &at).await,
+        "B's answer may be up to the TTL old"
+    );
+    bsrv.advance(1);
+    assert!(!introspect_active(&bsrv, &client, &at).await, "dead at B");
+    assert_eq!(bsrv.get_bearer("/userinfo", &at).await.status, 401);
+}
+
+// SECURITY-TESTS: RL-02
 async fn a_user_disabled_at_one_instance_is_refused_at_the_other(b: Backend) {
     let a = TestServer::start(b).await;
     let bsrv = replica(&a).await;
@@ -408,5 +441,6 @@ both_backends! {
     a_deleted_clients_own_tokens_are_dead,
     deleting_twice_is_a_clear_not_found,
     a_client_deleted_at_one_instance_is_refused_at_the_other,
+    an_access_token_revoked_at_one_instance_is_refused_at_the_other_within_the_ttl,
     a_user_disabled_at_one_instance_is_refused_at_the_other,
 }

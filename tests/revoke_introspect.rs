@@ -58,6 +58,9 @@ async fn revoking_a_refresh_token_kills_its_family(b: Backend) {
             .refresh(&client, &s(&t1, "refresh_token"), &[])
             .await
             .json;
+        // Checked just before: the "not revoked" answer this instance keeps in memory
+        // must not outlive a revocation made here.
+        assert_live(&srv, &client, &s(&t1, "access_token"), "before").await;
         let res = srv.revoke(&client, &s(&t2, "refresh_token"), hint).await;
         assert_eq!(res.status, 200, "hint {hint:?}: {}", res.text);
         assert_eq!(res.header("cache-control"), Some("no-store"));

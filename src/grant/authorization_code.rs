@@ -72,6 +72,7 @@ pub async fn handle(
         Redeem::AlreadyUsed { grant_id } => {
             // RFC 6749 §4.1.2: a replay revokes what the first redemption issued.
             app.store.revoke_grant(&grant_id, ctx.now).await?;
+            app.revocations.revoked();
             return Err(invalid(
                 "the code was already used; the tokens it issued are revoked",
             ));

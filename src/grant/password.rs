@@ -76,9 +76,9 @@ pub async fn verify_login(
     }
     let user = app.store.user_by_username(username).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
-    // The attempt is counted (atomically, refused if a lock was set meanwhile) when its
-    // turn at hashing comes, and settled before the turn ends: a burst queued behind the
-    // failure that sets a lock is never hashed, while only attempts being hashed right now
+    // The attempt is counted (atomically, refused if a lock was set meanwhile) when it is
+    // admitted, and settled before its turn ends: a burst queued behind the failure that
+    // sets a lock is never hashed, while only admitted attempts (twice the hashing threads)
     // count ahead of their outcome, so a burst of right passwords queues and succeeds.
     // A flood queues, but not forever: past the wait it is told to come back later.
     let wait = std::time::Duration::from_secs(PASSWORD_QUEUE_WAIT_SECS);

@@ -71,6 +71,7 @@ async fn run(app: &AppState, client: &AuthenticatedClient, token: &str) -> Resul
             ));
         }
         app.store.revoke_grant(&rt.grant.id, now).await?;
+        app.revocations.revoked();
         return Ok(());
     }
     let keys = app.keys.view(now).map_err(OAuthError::server_error)?;
@@ -84,6 +85,7 @@ async fn run(app: &AppState, client: &AuthenticatedClient, token: &str) -> Resul
             app.store
                 .revoke_access_token(&claims.jti, claims.exp)
                 .await?;
+            app.revocations.revoked();
             Ok(())
         }
         // Expired, foreign or garbage: nothing to revoke (RFC 7009 §2.2).

@@ -70,11 +70,13 @@ pub async fn live_access_token(app: &AppState, token: &str) -> Result<AccessClai
             Rejection::Invalid => OAuthError::invalid_token("the access token is invalid"),
         })?;
     if app
-        .store
+        .revocations
         .access_token_revoked(
+            app.store.as_ref(),
             &claims.jti,
             claims.grant_id.as_deref(),
             Some(&claims.client_id),
+            now,
         )
         .await?
     {

@@ -1,0 +1,145 @@
+//! Password verification off the async runtime: argon2id on a few dedicated threads at the
+//! lowest CPU priority, behind a bounded admission queue.
+//!
+//! - The threads run at nice 19: on a busy machine a token request's few microseconds of
+//!   work are not stuck behind a 20 ms hash, while an otherwise idle CPU still goes to
+//!   hashing. Each thread keeps its own argon2 working memory (19 MiB with the default
+//!   parameters), so memory stays flat however many attempts come.
+//! - Admission (a [`VerifyTurn`]) is twice the number of threads: an admitted attempt does
+//!   its throttle bookkeeping in the store while the threads hash those admitted before it,
+//!   so the threads are never left waiting on a database round trip, and at most that
+//!   many attempts are counted ahead of their outcome (see `grant::password`).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, mpsc};
+
+use argon2::Block;
+use tokio::sync::{Semaphore, SemaphorePermit, oneshot};
+
+use crate::oauth::Password;
+use crate::secrets::{HashError, hash_password, random_token, verify_password_in};
+
+/// Admitted attempts per hashing thread.
+const ADMITTED_PER_THREAD: usize = 1;
+
+struct Job {
+    password: Password,
+    phc: String,
+    reply: oneshot::Sender<bool>,
+}
+
+/// Verifies passwords; unknown users are verified against a dummy hash, so they cost the
+/// same.
+pub struct PasswordVerifier {
+    admission: Semaphore,
+    jobs: Mutex<mpsc::Sender<Job>>,
+    dummy_hash: String,
+    verified: AtomicU64,
+}
+
+impl PasswordVerifier {
+    /// Starts `threads` hashing threads; they end when the verifier is dropped.
+    pub fn new(threads: usize) -> Result<Self, HashError> {
+        let threads = threads.max(1);
+        let dummy = random_token().map_err(|e| HashError::new(e.to_string()))?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        let rx = Arc::new(Mutex::new(rx));
+        for i in 0..threads {
+            let rx = rx.clone();
+            std::thread::Builder::new()
+                .name(format!("argon2-{i}"))
+                .spawn(move || hashing_thread(&rx))
+                .map_err(|e| HashError::new(format!("cannot start a hashing thread: {e}")))?;
+        }
+        Ok(Self {
+            admission: Semaphore::new(threads * ADMITTED_PER_THREAD),
+            jobs: Mutex::new(tx),
+            dummy_hash: hash_password(&Password::new(dummy))?,
+            verified: AtomicU64::new(0),
+        })
+    }
+
+    /// Waits to be admitted. The caller holds the turn across its last throttle checks, the
+    /// hash and the recording of the outcome, so that attempts queued behind it see that
+    /// outcome (a lock set by this failure) before they are hashed.
+    pub async fn turn(&self) -> Result<VerifyTurn<'_>, HashError> {
+        let permit = self
+            .admission
+            .acquire()
+            .await
+            .map_err(|e| HashError::new(e.to_string()))?;
+        Ok(VerifyTurn {
+            verifier: self,
+            _permit: permit,
+        })
+    }
+
+    /// Password verifications run since start (exported on /metrics).
+    pub fn count(&self) -> u64 {
+        self.verified.load(Ordering::Relaxed)
+    }
+}
+
+/// One caller's admission (see [`PasswordVerifier::turn`]); ends when dropped.
+pub struct VerifyTurn<'a> {
+    verifier: &'a PasswordVerifier,
+    _permit: SemaphorePermit<'a>,
+}
+
+impl VerifyTurn<'_> {
+    /// Verifies `password` against `phc`, or against the dummy hash when there is no user.
+    pub async fn verify(&self, password: Password, phc: Option<String>) -> Result<bool, HashError> {
+        let v = self.verifier;
+        v.verified.fetch_add(1, Ordering::Relaxed);
+        let known = phc.is_some();
+        let phc = phc.unwrap_or_else(|| v.dummy_hash.clone());
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            password,
+            phc,
+            reply,
+        };
+        v.jobs
+            .lock()
+            .map_err(|_| HashError::new("the hashing queue is poisoned".into()))?
+            .send(job)
+            .map_err(|_| HashError::new("the hashing threads are gone".into()))?;
+        let ok = answer
+            .await
+            .map_err(|_| HashError::new("a hashing thread failed".into()))?;
+        Ok(ok && known)
+    }
+}
+
+fn hashing_thread(jobs: &Mutex<mpsc::Receiver<Job>>) {
+    lower_priority();
+    let mut blocks: Vec<Block> = Vec::new();
+    loop {
+        // One idle thread waits on the queue at a time; the others wait for the lock.
+        let job = match jobs.lock() {
+            Ok(rx) => rx.recv(),
+            Err(_) => return,
+        };
+        let Ok(job) = job else {
+            return; // the verifier was dropped
+        };
+        // A panic drops `reply` (the caller answers with an error) but not the thread.
+        match catch_unwind(AssertUnwindSafe(|| {
+            verify_password_in(&job.password, &job.phc, &mut blocks)
+        })) {
+            // The caller may have gone (a closed connection): nothing to tell.
+            Ok(ok) => drop(job.reply.send(ok)),
+            Err(_) => blocks = Vec::new(),
+        }
+    }
+}
+
+/// Nice 19 for the calling thread (Linux gives each thread its own nice value).
+fn lower_priority() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: setpriority only reads its integer arguments; `0` names the calling thread.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 19);
+    }
+}
