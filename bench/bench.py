@@ -330,6 +330,8 @@ def measure(label, pid, cmd, secs):
     errs = sum(v for k, v in sc.items() if not k.startswith("2"))
     errs += sum(v for k, v in (d.get("errorDistribution") or {}).items()
                 if not any(k.startswith(x) for x in DEADLINE_ERRORS))
+    if d.get("refusals"):
+        log(f"    {label}: refused: {d['refusals']}")
     lp = d.get("latencyPercentiles") or {}
     return {"rps": ok / total, "p50": (lp.get("p50") or 0) * 1000, "p99": (lp.get("p99") or 0) * 1000,
             "ok": ok, "errors": errs, "cpu": (t1 - t0) / HZ / (s1 - s0) * 100, "rss": peak}
@@ -531,8 +533,8 @@ def run_scale(r, store, infos, counts):
 
 
 def code_flow_available(r):
-    """The code-flow scenario applies once the endpoint exists and discovery advertises it."""
-    return (ROOT / "src" / "http" / "authorize.rs").exists() and r.code_flow_advertised
+    """The code-flow scenario applies once discovery advertises the authorization endpoint."""
+    return r.code_flow_advertised
 
 
 def main():

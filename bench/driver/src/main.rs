@@ -51,6 +51,9 @@ struct Tally {
     latencies_us: Vec<u64>,
     status: BTreeMap<u16, u64>,
     errors: BTreeMap<String, u64>,
+    /// Why answers were not 2xx: "step status error-code", for diagnosis only (they are
+    /// already counted by status).
+    refusals: BTreeMap<String, u64>,
 }
 
 impl Tally {
@@ -185,10 +188,22 @@ impl Conn {
     }
 }
 
-/// What one flow ended with: the status to count, and for refresh the next token.
+/// What one flow ended with: the status to count, for refresh the next token, and why
+/// it was refused.
 enum Flow {
-    Done(u16, Option<String>),
+    Done(u16, Option<String>, Option<String>),
     Failed(String),
+}
+
+/// "step status error" for a refused answer (the OAuth `error` code when there is one).
+fn refusal(step: &str, status: u16, body: &[u8]) -> Option<String> {
+    (status >= 400).then(|| {
+        let code = serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v["error"].as_str().map(str::to_owned))
+            .unwrap_or_else(|| "-".into());
+        format!("{step} {status} {code}")
+    })
 }
 
 async fn refresh_flow(c: &mut Conn, o: &Opts, path: &str, token: &str) -> Flow {
@@ -207,7 +222,7 @@ async fn refresh_flow(c: &mut Conn, o: &Opts, path: &str, token: &str) -> Flow {
                 .then(|| serde_json::from_slice::<serde_json::Value>(&body).ok())
                 .flatten()
                 .and_then(|v| v["refresh_token"].as_str().map(str::to_owned));
-            Flow::Done(status, next)
+            Flow::Done(status, next, refusal("token", status, &body))
         }
     }
 }
@@ -223,11 +238,23 @@ async fn code_flow(c: &mut Conn, o: &Opts, path: &str, cookie: &str) -> Flow {
     };
     let code = match c.send(req).await {
         Err(e) => return Flow::Failed(e),
-        Ok((status, location, _)) => {
+        Ok((status, location, body)) => {
             match location.as_deref().and_then(|l| query_param(l, "code")) {
                 Some(code) if status == 303 || status == 302 => code,
                 // Not a code: a login page (cold session) or an error; counted by status.
-                _ => return Flow::Done(if status < 400 { 599 } else { status }, None),
+                _ => {
+                    let status = if status < 400 { 599 } else { status };
+                    let why = format!(
+                        "authorize {status} {}",
+                        location
+                            .as_deref()
+                            .and_then(|l| query_param(l, "error"))
+                            .unwrap_or_else(|| {
+                                String::from_utf8_lossy(&body[..body.len().min(80)]).into_owned()
+                            })
+                    );
+                    return Flow::Done(status, None, Some(why));
+                }
             }
         }
     };
@@ -243,7 +270,7 @@ async fn code_flow(c: &mut Conn, o: &Opts, path: &str, cookie: &str) -> Flow {
     };
     match c.send(req).await {
         Err(e) => Flow::Failed(e),
-        Ok((status, _, _)) => Flow::Done(status, None),
+        Ok((status, _, body)) => Flow::Done(status, None, refusal("token", status, &body)),
     }
 }
 
@@ -296,9 +323,12 @@ async fn connection(
                 t.error(e);
                 tokio::time::sleep(Duration::from_millis(20)).await;
             }
-            Ok(Flow::Done(status, next)) => {
+            Ok(Flow::Done(status, next, why)) => {
                 t.latencies_us.push(start.elapsed().as_micros() as u64);
                 *t.status.entry(status).or_default() += 1;
+                if let Some(why) = why {
+                    *t.refusals.entry(why).or_default() += 1;
+                }
                 if o.mode == "refresh" {
                     token = next;
                 }
@@ -342,6 +372,9 @@ async fn main() {
                 for (k, v) in t.errors {
                     *all.errors.entry(k).or_default() += v;
                 }
+                for (k, v) in t.refusals {
+                    *all.refusals.entry(k).or_default() += v;
+                }
             }
             Err(e) => all.error(format!("task: {e}")),
         }
@@ -365,6 +398,7 @@ async fn main() {
             .map(|(k, v)| (k.to_string(), serde_json::json!(v)))
             .collect::<serde_json::Map<_, _>>(),
         "errorDistribution": all.errors,
+        "refusals": all.refusals,
     });
     println!("{out}");
 }
