@@ -543,6 +543,8 @@ def main():
     ap.add_argument("--db", choices=["sqlite", "postgres", "both"], default="both")
     ap.add_argument("--no-peer", action="store_true")
     ap.add_argument("--no-scale", action="store_true")
+    ap.add_argument("--only", help="comma list of scenario groups to run: cc, jwks (with discovery), "
+                                   "introspect, user (password, refresh, userinfo, code flow)")
     ap.add_argument("--out", default=str(HERE / "RESULTS.md"))
     ap.add_argument("--render-only", action="store_true", help="re-render from bench/work/results/last-run.json")
     a = ap.parse_args()
@@ -568,11 +570,13 @@ def main():
     plan = []
     if not a.no_peer:
         plan += [(f"peer {alg}", run_peer, (r, alg, infos)) for alg in ("RS256", "ES256", "EdDSA")]
+    only = set(a.only.split(",")) if a.only else None
     for i, store in enumerate(stores):
-        plan += [(f"latchkey RS256 {store}", run_latchkey,
-                  (r, store, "RS256", infos, {"cc", "introspect"} | ({"jwks"} if i == 0 else set()))),
-                 (f"latchkey ES256 {store}", run_latchkey, (r, store, "ES256", infos, {"cc", "introspect", "user"})),
-                 (f"latchkey EdDSA {store}", run_latchkey, (r, store, "EdDSA", infos, {"cc"}))]
+        for alg, groups in (("RS256", {"cc", "introspect"} | ({"jwks"} if i == 0 else set())),
+                            ("ES256", {"cc", "introspect", "user"}), ("EdDSA", {"cc"})):
+            groups = groups & only if only else groups
+            if groups:
+                plan.append((f"latchkey {alg} {store}", run_latchkey, (r, store, alg, infos, groups)))
     if not a.no_scale:
         plan += [(f"scale {store}", run_scale, (r, store, infos, SMOKE_SCALE if a.mode == "smoke" else SCALE))
                  for store in stores]

@@ -2,12 +2,14 @@
 # Latchkey vs node-oidc-provider on loopback; writes bench/RESULTS.md. See bench/README.md.
 #
 #   bench/run.sh [--quick|--smoke] [--db sqlite|postgres|both] [--no-peer] [--no-scale] [--no-micro]
+#                [--only cc,jwks,introspect,user]
 #
 #   (default)  10 s per case at 32 connections, 5 s at 1, each twice after a 2 s warm-up;
 #              runs `cargo bench --bench primitives` first for the CPU-limit column (~25 min)
 #   --quick    3 s / 2 s cases, no micro-benchmarks (last figures reused if present)
 #   --smoke    one 1 s run per case, no warm-up, small scale store: checks that the harness
 #              works end to end (a few minutes); asserts no speed
+#   --only     Latchkey's scenario groups to run (user: password, refresh, userinfo, code flow)
 #   --quick and --smoke write bench/work/RESULTS-MODE.md; only the full run writes RESULTS.md
 #
 # Env: SHARED_DIR (default: ../shared beside the repo; holds peer/ and loadgen/),
@@ -26,6 +28,7 @@ while [ $# -gt 0 ]; do
     --smoke) mode=smoke; micro=0 ;;
     --no-micro) micro=0 ;;
     --db) args+=(--db "$2"); shift ;;
+    --only) args+=(--only "$2"); shift ;;
     --no-peer|--no-scale) args+=("$1") ;;
     -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1 (see --help)" >&2; exit 2 ;;

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use argon2::Block;
-use tokio::sync::{Semaphore, SemaphorePermit, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::oauth::Password;
 use crate::secrets::{HashError, hash_password, random_token, verify_password_in};
@@ -32,7 +32,12 @@ struct Job {
 /// Verifies passwords; unknown users are verified against a dummy hash, so they cost the
 /// same.
 pub struct PasswordVerifier {
-    admission: Semaphore,
+    admission: Arc<Semaphore>,
+    shared: Arc<Shared>,
+}
+
+/// What a [`VerifyTurn`] needs, owned so that a turn can move into a task of its own.
+struct Shared {
     jobs: Mutex<mpsc::Sender<Job>>,
     dummy_hash: String,
     verified: AtomicU64,
@@ -53,44 +58,47 @@ impl PasswordVerifier {
                 .map_err(|e| HashError::new(format!("cannot start a hashing thread: {e}")))?;
         }
         Ok(Self {
-            admission: Semaphore::new(threads * ADMITTED_PER_THREAD),
-            jobs: Mutex::new(tx),
-            dummy_hash: hash_password(&Password::new(dummy))?,
-            verified: AtomicU64::new(0),
+            admission: Arc::new(Semaphore::new(threads * ADMITTED_PER_THREAD)),
+            shared: Arc::new(Shared {
+                jobs: Mutex::new(tx),
+                dummy_hash: hash_password(&Password::new(dummy))?,
+                verified: AtomicU64::new(0),
+            }),
         })
     }
 
     /// Waits to be admitted. The caller holds the turn across its last throttle checks, the
     /// hash and the recording of the outcome, so that attempts queued behind it see that
     /// outcome (a lock set by this failure) before they are hashed.
-    pub async fn turn(&self) -> Result<VerifyTurn<'_>, HashError> {
+    pub async fn turn(&self) -> Result<VerifyTurn, HashError> {
         let permit = self
             .admission
-            .acquire()
+            .clone()
+            .acquire_owned()
             .await
             .map_err(|e| HashError::new(e.to_string()))?;
         Ok(VerifyTurn {
-            verifier: self,
+            shared: self.shared.clone(),
             _permit: permit,
         })
     }
 
     /// Password verifications run since start (exported on /metrics).
     pub fn count(&self) -> u64 {
-        self.verified.load(Ordering::Relaxed)
+        self.shared.verified.load(Ordering::Relaxed)
     }
 }
 
 /// One caller's admission (see [`PasswordVerifier::turn`]); ends when dropped.
-pub struct VerifyTurn<'a> {
-    verifier: &'a PasswordVerifier,
-    _permit: SemaphorePermit<'a>,
+pub struct VerifyTurn {
+    shared: Arc<Shared>,
+    _permit: OwnedSemaphorePermit,
 }
 
-impl VerifyTurn<'_> {
+impl VerifyTurn {
     /// Verifies `password` against `phc`, or against the dummy hash when there is no user.
     pub async fn verify(&self, password: Password, phc: Option<String>) -> Result<bool, HashError> {
-        let v = self.verifier;
+        let v = &self.shared;
         v.verified.fetch_add(1, Ordering::Relaxed);
         let known = phc.is_some();
         let phc = phc.unwrap_or_else(|| v.dummy_hash.clone());

@@ -302,7 +302,65 @@ async fn burst_of_password_grants_stays_bounded(b: Backend) {
     assert_eq!(hashed - successes, 3 * 3, "hashes for {counts:?}");
 }
 
+// SECURITY-TESTS: PW-03
+// A client that goes away while its password is being hashed leaves nothing counted: an
+// admitted attempt is settled whether or not anyone waits for the answer. Were it not,
+// each abandoned right password would stay counted as a failure and two would lock.
+async fn an_abandoned_attempt_is_settled_all_the_same(b: Backend) {
+    let srv = Arc::new(
+        TestServer::start_with(b, |c| {
+            c.login.user_max_failures = 2;
+            c.login.verify_concurrency = 1;
+        })
+        .await,
+    );
+    let alice = srv.user("alice", PASSWORD).await;
+    // A slower hash (t = 16) than the default, so that there is time to walk away.
+    let params = argon2::Params::new(19 * 1024, 16, 1, None).unwrap();
+    let slow = argon2::password_hash::PasswordHasher::hash_password(
+        &argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params),
+        PASSWORD.as_bytes(),
+        &argon2::password_hash::SaltString::encode_b64(b"sixteen byte salt").unwrap(),
+    )
+    .unwrap()
+    .to_string();
+    assert!(
+        srv.store()
+            .set_password(alice.id, &slow, srv.now())
+            .await
+            .unwrap()
+    );
+    let client = srv.password_client().await;
+    for round in 0..3 {
+        let before = srv.verifications().await;
+        let (s, c) = (srv.clone(), client.clone());
+        let attempt =
+            tokio::spawn(async move { s.password_grant(&c, "alice", PASSWORD, "openid").await });
+        // Counted and being hashed: then the client goes away.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while srv.verifications().await == before {
+            if attempt.is_finished() {
+                let res = attempt.await.unwrap();
+                panic!("round {round}: refused before hashing: {}", res.text);
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "round {round}: never hashed"
+            );
+            tokio::time::sleep(std::time::Duration::from_millis(2)).await;
+        }
+        attempt.abort();
+        assert!(attempt.await.unwrap_err().is_cancelled());
+    }
+    // Admitted after the abandoned attempts settled (one turn at a time): not locked.
+    let res = srv
+        .password_grant(&client, "alice", PASSWORD, "openid")
+        .await;
+    assert_eq!(res.status, 200, "{}", res.text);
+}
+
 both_backends! {
+    an_abandoned_attempt_is_settled_all_the_same,
     user_lock_refuses_before_hashing_and_passes,
     ip_lock_spans_usernames_and_ignores_untrusted_forwarded_for,
     failures_count_within_a_window_and_locks_are_temporary_by_default,

@@ -76,38 +76,55 @@ pub async fn verify_login(
     }
     let user = app.store.user_by_username(username).await?;
     let hash = user.as_ref().map(|u| u.password_hash.clone());
+    let active = user.as_ref().is_some_and(|u| !u.disabled);
     // The attempt is counted (atomically, refused if a lock was set meanwhile) when it is
     // admitted, and settled before its turn ends: a burst queued behind the failure that
-    // sets a lock is never hashed, while only admitted attempts (twice the hashing threads)
-    // count ahead of their outcome, so a burst of right passwords queues and succeeds.
+    // sets a lock is never hashed, while only attempts being hashed right now count ahead
+    // of their outcome, so a burst of right passwords queues and succeeds.
     // A flood queues, but not forever: past the wait it is told to come back later.
     let wait = std::time::Duration::from_secs(PASSWORD_QUEUE_WAIT_SECS);
     let turn = tokio::time::timeout(wait, app.passwords.turn())
         .await
         .map_err(|_| OAuthError::temporarily_unavailable("password verification queue is full"))?
         .map_err(OAuthError::server_error)?;
-    if !app
-        .store
-        .begin_login_attempt(&user_key, &ip_key, ctx.now, user_limit, ip_limit)
-        .await?
-    {
-        let refusal = lock_refusal(ctx, &user_key, &ip_key).await?;
-        return Err(refusal.unwrap_or_else(|| OAuthError::too_many_attempts(1)));
-    }
-    let ok = turn
-        .verify(password, hash)
-        .await
-        .map_err(OAuthError::server_error)?;
-    match user {
-        Some(user) if ok && !user.disabled => {
-            app.store
-                .login_succeeded(&user_key, &ip_key, ip_limit)
-                .await?;
-            Ok(user)
+    // Once counted, the attempt is settled even if the client goes away meanwhile (the
+    // request's future is dropped, the task is not): a closed connection must not leave a
+    // failure counted against a right password.
+    let store = app.store.clone();
+    let (now, keys) = (ctx.now, (user_key.clone(), ip_key.clone()));
+    let admitted = tokio::spawn(async move {
+        let (user_key, ip_key) = keys;
+        if !store
+            .begin_login_attempt(&user_key, &ip_key, now, user_limit, ip_limit)
+            .await?
+        {
+            return Ok(Attempt::Locked);
         }
-        // Already counted as a failure.
-        _ => Err(bad_credentials()),
+        let ok = turn
+            .verify(password, hash)
+            .await
+            .map_err(OAuthError::server_error)?;
+        if !(ok && active) {
+            return Ok(Attempt::Failed); // already counted
+        }
+        store.login_succeeded(&user_key, &ip_key, ip_limit).await?;
+        Ok::<_, OAuthError>(Attempt::Verified)
+    });
+    match admitted.await.map_err(OAuthError::server_error)?? {
+        Attempt::Verified => user.ok_or_else(bad_credentials),
+        Attempt::Failed => Err(bad_credentials()),
+        Attempt::Locked => {
+            let refusal = lock_refusal(ctx, &user_key, &ip_key).await?;
+            Err(refusal.unwrap_or_else(|| OAuthError::too_many_attempts(1)))
+        }
     }
+}
+
+/// How an admitted attempt ended.
+enum Attempt {
+    Verified,
+    Failed,
+    Locked,
 }
 
 pub async fn handle(
