@@ -107,5 +107,45 @@ fn verification(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, signing, verification);
+/// The same work on every core at once, one thread per core: each iteration runs `cores`
+/// calls in parallel, so `cores / time per iteration` is what the machine really does when
+/// all cores are busy with it (siblings of one physical core, or a shared memory bus, give
+/// less than `cores ×` the single-thread rate). `bench/run.sh` shows both limits.
+fn all_cores(c: &mut Criterion) {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut g = c.benchmark_group("all_cores");
+    g.sample_size(10);
+    g.measurement_time(Duration::from_secs(4));
+    let key = LoadedKey::parse(&keys::generate(KeyAlg::RS256, NOW, NOW).unwrap()).unwrap();
+    let claims = claims();
+    g.bench_function("jwt/RS256", |b| {
+        b.iter(|| {
+            std::thread::scope(|s| {
+                for _ in 0..cores {
+                    s.spawn(|| {
+                        for _ in 0..8 {
+                            jwt::sign(&key, jwt::ACCESS_TOKEN_TYP, black_box(&claims)).unwrap();
+                        }
+                    });
+                }
+            })
+        })
+    });
+    let password = Password::new("correct horse battery staple");
+    let phc = secrets::hash_password(&password).unwrap();
+    let mut memory: Vec<Vec<argon2::Block>> = (0..cores).map(|_| Vec::new()).collect();
+    g.bench_function("password_argon2id_reused_memory", |b| {
+        b.iter(|| {
+            std::thread::scope(|s| {
+                for m in memory.iter_mut() {
+                    let (password, phc) = (&password, &phc);
+                    s.spawn(move || assert!(secrets::verify_password_in(password, phc, m)));
+                }
+            })
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, signing, verification, all_cores);
 criterion_main!(benches);

@@ -7,21 +7,24 @@
 //!   parameters), so memory stays flat however many attempts come.
 //! - Admission (a [`VerifyTurn`]) is twice the number of threads: an admitted attempt does
 //!   its throttle bookkeeping in the store while the threads hash those admitted before it,
-//!   so the threads are never left waiting on a database round trip, and at most that
-//!   many attempts are counted ahead of their outcome (see `grant::password`).
+//!   so the threads are not left waiting on database round trips.
+//! - Admitted attempts are counted as failures ahead of their outcome (see
+//!   `grant::password`), so each throttle key also caps its attempts in flight below its
+//!   limit: a burst of right passwords for one account never locks it by itself.
 
+use std::collections::HashMap;
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, mpsc};
 
 use argon2::Block;
-use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore, oneshot};
 
 use crate::oauth::Password;
 use crate::secrets::{HashError, hash_password, random_token, verify_password_in};
 
 /// Admitted attempts per hashing thread.
-const ADMITTED_PER_THREAD: usize = 1;
+const ADMITTED_PER_THREAD: usize = 2;
 
 struct Job {
     password: Password,
@@ -33,8 +36,19 @@ struct Job {
 /// same.
 pub struct PasswordVerifier {
     admission: Arc<Semaphore>,
+    in_flight: Arc<InFlight>,
     shared: Arc<Shared>,
 }
+
+/// Admitted attempts per throttle key, and a wake-up for attempts waiting on a key.
+#[derive(Default)]
+struct InFlight {
+    counts: Mutex<HashMap<String, usize>>,
+    settled: Notify,
+}
+
+/// A throttle key and how many attempts on it may be in flight at once (at least one).
+pub type KeyCap<'a> = (&'a str, usize);
 
 /// What a [`VerifyTurn`] needs, owned so that a turn can move into a task of its own.
 struct Shared {
@@ -59,6 +73,7 @@ impl PasswordVerifier {
         }
         Ok(Self {
             admission: Arc::new(Semaphore::new(threads * ADMITTED_PER_THREAD)),
+            in_flight: Arc::default(),
             shared: Arc::new(Shared {
                 jobs: Mutex::new(tx),
                 dummy_hash: hash_password(&Password::new(dummy))?,
@@ -67,10 +82,13 @@ impl PasswordVerifier {
         })
     }
 
-    /// Waits to be admitted. The caller holds the turn across its last throttle checks, the
-    /// hash and the recording of the outcome, so that attempts queued behind it see that
-    /// outcome (a lock set by this failure) before they are hashed.
-    pub async fn turn(&self) -> Result<VerifyTurn, HashError> {
+    /// Waits to be admitted: until each key has room under its cap, then for a place among
+    /// the admitted. The caller holds the turn across its last throttle checks, the hash
+    /// and the recording of the outcome, so that attempts queued behind it see that outcome
+    /// (a lock set by this failure) before they are hashed.
+    pub async fn turn(&self, keys: [KeyCap<'_>; 2]) -> Result<VerifyTurn, HashError> {
+        // Keys first: attempts queued on one hot key do not hold places others could use.
+        let keys = self.in_flight.enter(keys).await?;
         let permit = self
             .admission
             .clone()
@@ -79,6 +97,7 @@ impl PasswordVerifier {
             .map_err(|e| HashError::new(e.to_string()))?;
         Ok(VerifyTurn {
             shared: self.shared.clone(),
+            _keys: keys,
             _permit: permit,
         })
     }
@@ -92,7 +111,57 @@ impl PasswordVerifier {
 /// One caller's admission (see [`PasswordVerifier::turn`]); ends when dropped.
 pub struct VerifyTurn {
     shared: Arc<Shared>,
+    _keys: KeysInFlight,
     _permit: OwnedSemaphorePermit,
+}
+
+impl InFlight {
+    async fn enter(self: &Arc<Self>, keys: [KeyCap<'_>; 2]) -> Result<KeysInFlight, HashError> {
+        let poisoned = || HashError::new("the throttle key table is poisoned".into());
+        loop {
+            // Registered before looking, so that a release in between is not missed.
+            let settled = self.settled.notified();
+            tokio::pin!(settled);
+            settled.as_mut().enable();
+            {
+                let mut counts = self.counts.lock().map_err(|_| poisoned())?;
+                let room =
+                    |(k, cap): &KeyCap<'_>| counts.get(*k).copied().unwrap_or(0) < *cap.max(&1);
+                if keys.iter().all(room) {
+                    for (k, _) in keys {
+                        *counts.entry(k.to_owned()).or_default() += 1;
+                    }
+                    return Ok(KeysInFlight {
+                        in_flight: self.clone(),
+                        keys: keys.map(|(k, _)| k.to_owned()),
+                    });
+                }
+            }
+            settled.await;
+        }
+    }
+}
+
+/// An admitted attempt's place under its keys' caps; given back when dropped.
+struct KeysInFlight {
+    in_flight: Arc<InFlight>,
+    keys: [String; 2],
+}
+
+impl Drop for KeysInFlight {
+    fn drop(&mut self) {
+        if let Ok(mut counts) = self.in_flight.counts.lock() {
+            for k in &self.keys {
+                if let Some(n) = counts.get_mut(k) {
+                    *n = n.saturating_sub(1);
+                    if *n == 0 {
+                        counts.remove(k);
+                    }
+                }
+            }
+        }
+        self.in_flight.settled.notify_waiters();
+    }
 }
 
 impl VerifyTurn {

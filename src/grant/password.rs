@@ -79,11 +79,16 @@ pub async fn verify_login(
     let active = user.as_ref().is_some_and(|u| !u.disabled);
     // The attempt is counted (atomically, refused if a lock was set meanwhile) when it is
     // admitted, and settled before its turn ends: a burst queued behind the failure that
-    // sets a lock is never hashed, while only attempts being hashed right now count ahead
-    // of their outcome, so a burst of right passwords queues and succeeds.
-    // A flood queues, but not forever: past the wait it is told to come back later.
+    // sets a lock is never hashed, while only admitted attempts count ahead of their
+    // outcome, fewer per key than its limit, so a burst of right passwords queues and
+    // succeeds. A flood queues, but not forever: past the wait it is told to come back.
     let wait = std::time::Duration::from_secs(PASSWORD_QUEUE_WAIT_SECS);
-    let turn = tokio::time::timeout(wait, app.passwords.turn())
+    let cap = |l: ThrottleLimit| usize::try_from(l.max_failures - 1).unwrap_or(1);
+    let keys = [
+        (user_key.as_str(), cap(user_limit)),
+        (ip_key.as_str(), cap(ip_limit)),
+    ];
+    let turn = tokio::time::timeout(wait, app.passwords.turn(keys))
         .await
         .map_err(|_| OAuthError::temporarily_unavailable("password verification queue is full"))?
         .map_err(OAuthError::server_error)?;

@@ -88,3 +88,64 @@ impl PgStore {
             .transpose()
     }
 }
+
+/// `Store::begin_login_attempt` in one statement (one round trip, one commit): a password
+/// attempt's bookkeeping is done while a hashing slot waits. Both keys are counted only if
+/// neither is locked in the statement's snapshot (`free`); each upsert checks its own key
+/// again on the row's latest version, so if the other key was locked by a transaction that
+/// committed in between, the one counted stays counted: the rare race errs towards locking.
+static COUNT_ATTEMPT: LazyLock<String> = LazyLock::new(|| {
+    let user = count_failure_sql("$1", "$2", "$3", "$4", "$5", "FROM free");
+    let ip = count_failure_sql("$6", "$2", "$7", "$8", "$9", "FROM free");
+    format!(
+        "WITH free AS (SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM login_throttle \
+                 WHERE key IN ($1, $6) AND locked_until > $2)), \
+             u AS ({user}), i AS ({ip}) \
+         SELECT (SELECT COUNT(*) FROM u) + (SELECT COUNT(*) FROM i)"
+    )
+});
+
+/// `Store::login_succeeded` in one statement: the user's count cleared, the IP's given back.
+static SETTLE_LOGIN: LazyLock<String> = LazyLock::new(|| {
+    format!("WITH cleared AS (DELETE FROM login_throttle WHERE key = $3) {GIVE_BACK_SQL}")
+});
+
+impl PgStore {
+    async fn count_login_attempt(
+        &self,
+        user_key: &str,
+        ip_key: &str,
+        now: UnixTime,
+        user: ThrottleLimit,
+        ip: ThrottleLimit,
+    ) -> Result<bool, StoreError> {
+        let counted: i64 = sqlx::query_scalar(&COUNT_ATTEMPT)
+            .bind(user_key)
+            .bind(now)
+            .bind(user.max_failures)
+            .bind(user.window_secs)
+            .bind(user.lock_secs)
+            .bind(ip_key)
+            .bind(ip.max_failures)
+            .bind(ip.window_secs)
+            .bind(ip.lock_secs)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(counted == 2)
+    }
+
+    async fn settle_login(
+        &self,
+        user_key: &str,
+        ip_key: &str,
+        ip: ThrottleLimit,
+    ) -> Result<(), StoreError> {
+        sqlx::query(&SETTLE_LOGIN)
+            .bind(ip_key)
+            .bind(ip.max_failures)
+            .bind(user_key)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}

@@ -175,6 +175,37 @@ macro_rules! sql_store {
             )
         }
 
+        /// Counts one failure against a throttle key, unless it is locked at `now` (then no row
+        /// is returned). A window that has passed, or a lock that has run out, starts a fresh
+        /// count; reaching `max` locks the key for `lock` seconds. The arguments are the SQL
+        /// (placeholders) for the key, now, max, window and lock, and what the inserted row
+        /// is selected `from`.
+        fn count_failure_sql(key: &str, now: &str, max: &str, window: &str, lock: &str, from: &str) -> String {
+            let fresh = format!(
+                "(login_throttle.window_start + {window} <= {now} \
+                 OR (login_throttle.locked_until > 0 AND login_throttle.locked_until <= {now}))"
+            );
+            format!(
+                "INSERT INTO login_throttle (key, failures, window_start, locked_until) \
+                 SELECT {key}, 1, {now}, CASE WHEN 1 >= {max} THEN {now} + {lock} ELSE 0 END {from} \
+                 ON CONFLICT (key) DO UPDATE SET \
+                   failures = CASE WHEN {fresh} THEN 1 ELSE login_throttle.failures + 1 END, \
+                   window_start = CASE WHEN {fresh} THEN {now} ELSE login_throttle.window_start END, \
+                   locked_until = CASE \
+                     WHEN (CASE WHEN {fresh} THEN 1 ELSE login_throttle.failures + 1 END) >= {max} \
+                       THEN {now} + {lock} \
+                     WHEN {fresh} THEN 0 ELSE login_throttle.locked_until END \
+                 WHERE login_throttle.locked_until <= {now} \
+                 RETURNING key"
+            )
+        }
+
+        /// Gives one counted failure back to an IP key after a success; a lock that count set
+        /// is lifted with it. `$1`: the key, `$2`: the IP limit.
+        const GIVE_BACK_SQL: &str = "UPDATE login_throttle SET failures = failures - 1, \
+            locked_until = CASE WHEN failures - 1 >= $2 THEN locked_until ELSE 0 END \
+            WHERE key = $1 AND failures > 0";
+
         impl $store {
             /// Revokes every grant of a user and ends their browser sessions.
             async fn end_user_access(
@@ -652,40 +683,7 @@ macro_rules! sql_store {
                 ip: ThrottleLimit,
             ) -> Result<bool, StoreError> {
                 let _turn = self.write_turn().await?;
-                // A window that has passed, or a lock that has run out, starts a fresh count.
-                // A locked key is left alone (`WHERE`), so it returns no row.
-                const FRESH: &str = "(login_throttle.window_start + $4 <= $2 \
-                    OR (login_throttle.locked_until > 0 AND login_throttle.locked_until <= $2))";
-                let count = format!(
-                    "INSERT INTO login_throttle (key, failures, window_start, locked_until) \
-                     VALUES ($1, 1, $2, CASE WHEN 1 >= $3 THEN $2 + $5 ELSE 0 END) \
-                     ON CONFLICT (key) DO UPDATE SET \
-                       failures = CASE WHEN {FRESH} THEN 1 ELSE login_throttle.failures + 1 END, \
-                       window_start = CASE WHEN {FRESH} THEN $2 ELSE login_throttle.window_start END, \
-                       locked_until = CASE \
-                         WHEN (CASE WHEN {FRESH} THEN 1 ELSE login_throttle.failures + 1 END) >= $3 THEN $2 + $5 \
-                         WHEN {FRESH} THEN 0 ELSE login_throttle.locked_until END \
-                     WHERE login_throttle.locked_until <= $2 \
-                     RETURNING key"
-                );
-                // Every caller takes the user key first, then the IP key: no lock cycle.
-                let mut tx = self.pool.begin().await?;
-                for (key, limit) in [(user_key, user), (ip_key, ip)] {
-                    let counted = sqlx::query(&count)
-                        .bind(key)
-                        .bind(now)
-                        .bind(limit.max_failures)
-                        .bind(limit.window_secs)
-                        .bind(limit.lock_secs)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .is_some();
-                    if !counted {
-                        return Ok(false); // rolled back: nothing counted
-                    }
-                }
-                tx.commit().await?;
-                Ok(true)
+                self.count_login_attempt(user_key, ip_key, now, user, ip).await
             }
 
             async fn login_succeeded(
@@ -695,23 +693,7 @@ macro_rules! sql_store {
                 ip: ThrottleLimit,
             ) -> Result<(), StoreError> {
                 let _turn = self.write_turn().await?;
-                let mut tx = self.pool.begin().await?;
-                sqlx::query("DELETE FROM login_throttle WHERE key = $1")
-                    .bind(user_key)
-                    .execute(&mut *tx)
-                    .await?;
-                // Give back the IP's count; a lock this attempt's count set is lifted with it.
-                sqlx::query(
-                    "UPDATE login_throttle SET failures = failures - 1, \
-                     locked_until = CASE WHEN failures - 1 >= $2 THEN locked_until ELSE 0 END \
-                     WHERE key = $1 AND failures > 0",
-                )
-                .bind(ip_key)
-                .bind(ip.max_failures)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(())
+                self.settle_login(user_key, ip_key, ip).await
             }
 
             async fn create_session(&self, x: &Session) -> Result<(), StoreError> {

@@ -112,3 +112,57 @@ impl SqliteStore {
         Ok(Some(record))
     }
 }
+
+impl SqliteStore {
+    /// `Store::begin_login_attempt`: both keys counted in one transaction, or neither.
+    async fn count_login_attempt(
+        &self,
+        user_key: &str,
+        ip_key: &str,
+        now: UnixTime,
+        user: ThrottleLimit,
+        ip: ThrottleLimit,
+    ) -> Result<bool, StoreError> {
+        // SQLite needs a WHERE in an upsert's SELECT (a parsing ambiguity otherwise).
+        let count = count_failure_sql("$1", "$2", "$3", "$4", "$5", "WHERE true");
+        // Every caller takes the user key first, then the IP key: no lock cycle.
+        let mut tx = self.pool.begin().await?;
+        for (key, limit) in [(user_key, user), (ip_key, ip)] {
+            let counted = sqlx::query(&count)
+                .bind(key)
+                .bind(now)
+                .bind(limit.max_failures)
+                .bind(limit.window_secs)
+                .bind(limit.lock_secs)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            if !counted {
+                return Ok(false); // rolled back: nothing counted
+            }
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// `Store::login_succeeded`: the user's count cleared, the IP's given back.
+    async fn settle_login(
+        &self,
+        user_key: &str,
+        ip_key: &str,
+        ip: ThrottleLimit,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("DELETE FROM login_throttle WHERE key = $1")
+            .bind(user_key)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query(GIVE_BACK_SQL)
+            .bind(ip_key)
+            .bind(ip.max_failures)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
