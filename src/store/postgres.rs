@@ -89,14 +89,16 @@ impl PgStore {
     }
 }
 
-/// `Store::begin_login_attempt` in one statement (one round trip, one commit): a password
-/// attempt's bookkeeping is done while a hashing slot waits. Both keys are counted only if
-/// neither is locked in the statement's snapshot (`free`); each upsert checks its own key
-/// again on the row's latest version, so if the other key was locked by a transaction that
-/// committed in between, the one counted stays counted: the rare race errs towards locking.
+/// `Store::begin_login_attempt` in one statement (one round trip, one commit). Both keys are
+/// counted only if neither is locked in the statement's snapshot (`free`), and the IP only
+/// if the user was (`u` is read first, which also takes the rows in the order every caller
+/// does: user, then IP, so no lock cycle). Each upsert checks its own key again on the
+/// row's latest version: if the IP was locked by a transaction that committed in between,
+/// the user's count stays, so that rare race errs towards locking.
 static COUNT_ATTEMPT: LazyLock<String> = LazyLock::new(|| {
     let user = count_failure_sql("$1", "$2", "$3", "$4", "$5", "FROM free");
-    let ip = count_failure_sql("$6", "$2", "$7", "$8", "$9", "FROM free");
+    let from_ip = "FROM free WHERE EXISTS (SELECT 1 FROM u)";
+    let ip = count_failure_sql("$6", "$2", "$7", "$8", "$9", from_ip);
     format!(
         "WITH free AS (SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM login_throttle \
                  WHERE key IN ($1, $6) AND locked_until > $2)), \
@@ -106,8 +108,12 @@ static COUNT_ATTEMPT: LazyLock<String> = LazyLock::new(|| {
 });
 
 /// `Store::login_succeeded` in one statement: the user's count cleared, the IP's given back.
+/// The IP's update reads `cleared`, so the user's row is taken first, as everywhere.
 static SETTLE_LOGIN: LazyLock<String> = LazyLock::new(|| {
-    format!("WITH cleared AS (DELETE FROM login_throttle WHERE key = $3) {GIVE_BACK_SQL}")
+    format!(
+        "WITH cleared AS (DELETE FROM login_throttle WHERE key = $3 RETURNING key) \
+         {GIVE_BACK_SQL} AND (SELECT COUNT(*) FROM cleared) >= 0"
+    )
 });
 
 impl PgStore {
