@@ -797,6 +797,39 @@ async fn purge_deletes_only_expired_rows_in_batches(s: &dyn Store) {
     );
 }
 
+/// Remembered consent only grows, and concurrent approvals (two tabs) each add their
+/// scopes: none is lost to a read-modify-write race.
+async fn consent_merges_atomically(s: &dyn Store) {
+    let c = client("consent-client");
+    s.insert_client(&c).await.unwrap();
+    let u = user("consent-user");
+    s.insert_user(&u).await.unwrap();
+    assert_eq!(s.consent(u.id, &c.id).await.unwrap(), None);
+    let sets = [
+        "openid",
+        "profile",
+        "email phone",
+        "openid address",
+        "offline_access",
+    ];
+    let parsed: Vec<ScopeSet> = sets.iter().map(|x| ScopeSet::parse(x).unwrap()).collect();
+    let merged = join_all(parsed.iter().map(|x| s.merge_consent(u.id, &c.id, x, T0))).await;
+    for (m, asked) in merged.into_iter().zip(&parsed) {
+        assert!(
+            asked.is_subset(&m.unwrap()),
+            "each merge returns a superset of its own"
+        );
+    }
+    let all = ScopeSet::parse("openid profile email phone address offline_access").unwrap();
+    assert_eq!(s.consent(u.id, &c.id).await.unwrap(), Some(all.clone()));
+    // Asking for less later narrows nothing.
+    let again = s
+        .merge_consent(u.id, &c.id, &ScopeSet::parse("openid").unwrap(), T0 + 1)
+        .await
+        .unwrap();
+    assert_eq!(again, all);
+}
+
 async fn init_setting_first_writer_wins(s: &dyn Store) {
     assert_eq!(s.setting("pepper").await.unwrap(), None);
     assert_eq!(s.init_setting("pepper", "first").await.unwrap(), "first");
@@ -834,6 +867,7 @@ contract_tests! {
     throttle_counts_locks_and_resets,
     throttle_counts_concurrent_attempts,
     purge_deletes_only_expired_rows_in_batches,
+    consent_merges_atomically,
     init_setting_first_writer_wins,
     migrate_is_idempotent,
 }

@@ -301,15 +301,10 @@ pub async fn consent_post(State(app): State<Arc<AppState>>, req: Request) -> Res
         Some("approve") => {
             // Remembered consent grows: what was approved before stays approved.
             let asked = ScopeSet::parse(&areq.scope).unwrap_or_default();
-            let saved = match app.store.consent(user_id, &client.id).await {
-                Ok(prior) => {
-                    let scope = prior.map(|p| p.union(&asked)).unwrap_or(asked);
-                    app.store
-                        .save_consent(user_id, &client.id, &scope, now)
-                        .await
-                }
-                Err(e) => Err(e),
-            };
+            let saved = app
+                .store
+                .merge_consent(user_id, &client.id, &asked, now)
+                .await;
             if let Err(e) = saved {
                 return areq.fail(issuer, e.into());
             }

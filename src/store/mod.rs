@@ -275,13 +275,15 @@ pub trait Store: Send + Sync + 'static {
     /// The scope a user has consented to for a client, if any.
     async fn consent(&self, user_id: Uuid, client_id: &str)
     -> Result<Option<ScopeSet>, StoreError>;
-    async fn save_consent(
+    /// Adds `scope` to what the user consented to for the client, atomically: of two
+    /// concurrent approvals neither loses the other's scopes. Returns the merged scope.
+    async fn merge_consent(
         &self,
         user_id: Uuid,
         client_id: &str,
         scope: &ScopeSet,
         now: UnixTime,
-    ) -> Result<(), StoreError>;
+    ) -> Result<ScopeSet, StoreError>;
 
     /// Deletes up to `cutoffs.batch` expired rows of each kind.
     async fn purge_expired(&self, cutoffs: PurgeCutoffs) -> Result<Purged, StoreError>;

@@ -858,19 +858,41 @@ macro_rules! sql_store {
                 scope.map(|s| ScopeSet::parse(&s).map_err(|_| corrupt("scope"))).transpose()
             }
 
-            async fn save_consent(&self, user_id: Uuid, client_id: &str, scope: &ScopeSet, now: UnixTime) -> Result<(), StoreError> {
+            async fn merge_consent(
+                &self,
+                user_id: Uuid,
+                client_id: &str,
+                scope: &ScopeSet,
+                now: UnixTime,
+            ) -> Result<ScopeSet, StoreError> {
                 let _turn = self.write_turn().await?;
-                sqlx::query(
-                    "INSERT INTO consents (user_id, client_id, scope, created_at) VALUES ($1, $2, $3, $4) \
-                     ON CONFLICT (user_id, client_id) DO UPDATE SET scope = excluded.scope, created_at = excluded.created_at",
+                let mut tx = self.pool.begin().await?;
+                // The upsert takes the row's lock (a concurrent merge waits for this one to
+                // commit) and returns what it held: nothing yet, or the consent so far.
+                let prior: String = sqlx::query_scalar(
+                    "INSERT INTO consents (user_id, client_id, scope, created_at) VALUES ($1, $2, '', $3) \
+                     ON CONFLICT (user_id, client_id) DO UPDATE SET created_at = consents.created_at \
+                     RETURNING scope",
                 )
                 .bind(user_id.to_string())
                 .bind(client_id)
-                .bind(scope.to_string())
                 .bind(now)
-                .execute(&self.pool)
+                .fetch_one(&mut *tx)
                 .await?;
-                Ok(())
+                let merged = ScopeSet::parse(&prior)
+                    .map_err(|_| corrupt("scope"))?
+                    .union(scope);
+                sqlx::query(
+                    "UPDATE consents SET scope = $3, created_at = $4 WHERE user_id = $1 AND client_id = $2",
+                )
+                .bind(user_id.to_string())
+                .bind(client_id)
+                .bind(merged.to_string())
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(merged)
             }
 
             async fn purge_expired(&self, c: PurgeCutoffs) -> Result<Purged, StoreError> {
