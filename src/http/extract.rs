@@ -67,6 +67,23 @@ pub fn is_form(headers: &HeaderMap) -> bool {
         })
 }
 
+/// A sign-in page's form POST (login, consent, logout, `/authorize`): its headers and raw
+/// body, or the error page for a body that is not a form or cannot be read.
+pub async fn page_form(
+    req: Request,
+) -> Result<(HeaderMap, axum::body::Bytes), axum::response::Response> {
+    let headers = req.headers().clone();
+    if !is_form(&headers) {
+        return Err(super::pages::error_page(&OAuthError::invalid_request(
+            "the body must be application/x-www-form-urlencoded",
+        )));
+    }
+    let body = read_body(req.into_body())
+        .await
+        .map_err(|e| super::pages::error_page(&e))?;
+    Ok((headers, body))
+}
+
 pub async fn read_body(body: Body) -> Result<axum::body::Bytes, OAuthError> {
     axum::body::to_bytes(body, MAX_BODY).await.map_err(|_| {
         let mut e = OAuthError::invalid_request("the request body is too large or malformed");

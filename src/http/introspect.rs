@@ -14,7 +14,7 @@ use crate::secrets::token_hash;
 use super::extract::{ClientAuthHeader, OAuthForm};
 use super::response::{json_no_store, with_client};
 use super::revoke::authenticated;
-use super::userinfo::live_access_token;
+use super::userinfo::{active_user, live_access_token};
 
 pub async fn introspect(
     State(app): State<Arc<AppState>>,
@@ -40,7 +40,7 @@ async fn inspect(app: &AppState, caller: &str, token: &str) -> Result<Value, OAu
     if token.contains('.') {
         return Ok(match live_access_token(app, token).await {
             // A user's token is active only while the user is, as at userinfo.
-            Ok(c) if c.has_user() && !user_active(app, &c.sub).await? => inactive,
+            Ok(c) if c.has_user() && active_user(app, &c.sub).await?.is_none() => inactive,
             Ok(c) => json!({
                 "active": true,
                 "iss": c.iss,
@@ -84,12 +84,4 @@ async fn inspect(app: &AppState, caller: &str, token: &str) -> Result<Value, OAu
         "iat": rt.issued_at,
         "token_type": "refresh_token",
     }))
-}
-
-/// Whether the user a token names (its `sub`) exists and is enabled.
-async fn user_active(app: &AppState, sub: &str) -> Result<bool, OAuthError> {
-    let Ok(id) = uuid::Uuid::parse_str(sub) else {
-        return Ok(false);
-    };
-    Ok(app.store.user(id).await?.is_some_and(|u| !u.disabled))
 }

@@ -16,7 +16,7 @@ use crate::model::{Client, PendingRequest, Session};
 use crate::oauth::{ErrorKind, OAuthError, Params, Password, ScopeSet};
 
 use super::authorize::{AuthzRequest, authenticated, see_other};
-use super::extract::{PeerIp, PendingId, is_form, read_body};
+use super::extract::{PeerIp, PendingId, page_form};
 use super::pages::{error_page, render_redirecting_form};
 use super::{finish, session};
 
@@ -131,15 +131,7 @@ pub async fn login_get(
 
 /// The form fields of a page POST: strict form parsing, duplicates refused.
 async fn form(req: Request) -> Result<(HeaderMap, Params), Response> {
-    let headers = req.headers().clone();
-    if !is_form(&headers) {
-        return Err(error_page(&OAuthError::invalid_request(
-            "the form must be application/x-www-form-urlencoded",
-        )));
-    }
-    let body = read_body(req.into_body())
-        .await
-        .map_err(|e| error_page(&e))?;
+    let (headers, body) = page_form(req).await?;
     let params = Params::parse(&body).map_err(|e| error_page(&e))?;
     Ok((headers, params))
 }

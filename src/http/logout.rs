@@ -14,7 +14,7 @@ use crate::jwt;
 use crate::oauth::{OAuthError, Params};
 
 use super::authorize::see_other;
-use super::extract::{is_form, read_body};
+use super::extract::page_form;
 use super::pages::{error_page, render, render_redirecting_form};
 use super::session;
 
@@ -29,20 +29,15 @@ struct LogoutPage<'a> {
 }
 
 pub async fn logout(State(app): State<Arc<AppState>>, req: Request) -> Response {
-    let headers = req.headers().clone();
     let is_post = req.method() == Method::POST;
-    let params = if is_post {
-        if !is_form(&headers) {
-            return error_page(&OAuthError::invalid_request(
-                "the form must be application/x-www-form-urlencoded",
-            ));
-        }
-        match read_body(req.into_body()).await {
-            Ok(b) => Params::parse(&b),
-            Err(e) => Err(e),
+    let (headers, params) = if is_post {
+        match page_form(req).await {
+            Ok((headers, body)) => (headers, Params::parse(&body)),
+            Err(page) => return page,
         }
     } else {
-        Params::parse(req.uri().query().unwrap_or("").as_bytes())
+        let query = Params::parse(req.uri().query().unwrap_or("").as_bytes());
+        (req.headers().clone(), query)
     };
     match params {
         Ok(p) => run(&app, &headers, &p, is_post)

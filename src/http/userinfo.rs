@@ -9,6 +9,7 @@ use axum::response::{IntoResponse, Response};
 use crate::app::AppState;
 use crate::grant::user_claims;
 use crate::jwt::{AccessClaims, Rejection, verify_access_token};
+use crate::model::User;
 use crate::oauth::{OAuthError, Params, ScopeSet};
 
 use super::extract::{BearerSource, bearer_from_headers, is_form, read_body};
@@ -85,6 +86,14 @@ pub async fn live_access_token(app: &AppState, token: &str) -> Result<AccessClai
     Ok(claims)
 }
 
+/// The user a token names (its `sub`), if they exist and are enabled.
+pub async fn active_user(app: &AppState, sub: &str) -> Result<Option<User>, OAuthError> {
+    let Ok(id) = uuid::Uuid::parse_str(sub) else {
+        return Ok(None);
+    };
+    Ok(app.store.user(id).await?.filter(|u| !u.disabled))
+}
+
 async fn run(app: &AppState, req: Request) -> Result<(serde_json::Value, String), BearerError> {
     let token = token_of(req).await?;
     let claims = live_access_token(app, &token).await?;
@@ -107,11 +116,7 @@ async fn run(app: &AppState, req: Request) -> Result<(serde_json::Value, String)
             "the token lacks the openid scope",
         )));
     }
-    let user = match uuid::Uuid::parse_str(&claims.sub) {
-        Ok(id) => app.store.user(id).await?,
-        Err(_) => None,
-    };
-    let Some(user) = user.filter(|u| !u.disabled) else {
+    let Some(user) = active_user(app, &claims.sub).await? else {
         return Err(fail(OAuthError::invalid_token(
             "the user is no longer active",
         )));

@@ -18,7 +18,7 @@ use crate::model::{Client, PendingRequest, Session};
 use crate::oauth::{OAuthError, ScopeSet};
 use crate::secrets;
 
-use super::extract::{PendingId, is_form, read_body};
+use super::extract::{PendingId, page_form};
 use super::pages::error_page;
 use super::{finish, session};
 
@@ -32,15 +32,9 @@ pub async fn authorize_get(State(app): State<Arc<AppState>>, req: Request) -> Re
 }
 
 pub async fn authorize_post(State(app): State<Arc<AppState>>, req: Request) -> Response {
-    let headers = req.headers().clone();
-    if !is_form(&headers) {
-        return error_page(&OAuthError::invalid_request(
-            "the body must be application/x-www-form-urlencoded",
-        ));
-    }
-    match read_body(req.into_body()).await {
-        Ok(body) => run(&app, &body, headers).await,
-        Err(e) => error_page(&e),
+    match page_form(req).await {
+        Ok((headers, body)) => run(&app, &body, headers).await,
+        Err(page) => page,
     }
 }
 
