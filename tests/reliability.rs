@@ -240,6 +240,76 @@ async fn sqlite_write_lock_past_busy_timeout_gives_503() {
     assert_eq!(res.status, 200, "{}", res.text);
 }
 
+/// A client that hangs up while its grant is being written does not undo the grant, nor
+/// leave the connection inside a transaction: each request runs to completion
+/// (http::detach). The grant's transaction is held at its second insert by a lock this test
+/// takes, the client goes away, the lock is released.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grant_whose_client_hangs_up_mid_transaction_is_still_written() {
+    use sqlx::Connection;
+    let srv = Arc::new(TestServer::start(Backend::Postgres).await);
+    let client = srv.confidential(USER_GRANTS, "openid offline_access").await;
+    srv.user("alice", "correct horse battery").await;
+    let mut blocker = sqlx::PgConnection::connect(&srv.db.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut blocker).await.unwrap();
+    sqlx::query("LOCK TABLE refresh_tokens IN EXCLUSIVE MODE")
+        .execute(&mut blocker)
+        .await
+        .unwrap();
+    let (s, c) = (srv.clone(), client.clone());
+    let attempt = tokio::spawn(async move {
+        s.password_grant(
+            &c,
+            "alice",
+            "correct horse battery",
+            "openid offline_access",
+        )
+        .await
+    });
+    let mut watch = sqlx::PgConnection::connect(&srv.db.url).await.unwrap();
+    let waiting = "SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+                   AND wait_event_type = 'Lock' AND query LIKE 'INSERT INTO refresh_tokens%'";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while sqlx::query_scalar::<_, i64>(waiting)
+        .fetch_one(&mut watch)
+        .await
+        .unwrap()
+        == 0
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the grant never reached its insert"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    attempt.abort(); // the client hangs up mid-transaction
+    assert!(attempt.await.unwrap_err().is_cancelled());
+    sqlx::query("ROLLBACK").execute(&mut blocker).await.unwrap();
+    // The grant goes on to commit; nothing stays open in a transaction.
+    let written = "SELECT (SELECT COUNT(*) FROM grants) + (SELECT COUNT(*) FROM refresh_tokens) \
+                   + (SELECT COUNT(*) FROM pg_stat_activity WHERE datname = current_database() \
+                      AND state = 'idle in transaction')";
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let n: i64 = sqlx::query_scalar(written)
+            .fetch_one(&mut watch)
+            .await
+            .unwrap();
+        if n == 2 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "grant rows + open transactions: {n}, not 2"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let again = srv
+        .password_grant(&client, "alice", "correct horse battery", "openid")
+        .await;
+    assert_eq!(again.status, 200, "{}", again.text);
+}
+
 // SECURITY-TESTS: RL-09
 async fn deleting_twice_is_a_clear_not_found(b: Backend) {
     let srv = TestServer::start(b).await;

@@ -2,6 +2,7 @@
 //! with discovery, so the two cannot disagree.
 
 pub mod authorize;
+pub mod detach;
 pub mod discovery;
 pub mod extract;
 pub mod finish;
