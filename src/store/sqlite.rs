@@ -90,6 +90,10 @@ impl SqliteStore {
         .await?
         .rows_affected();
         if spent == 0 {
+            // Even an UPDATE of no row took the write lock: give it back now, not whenever
+            // the dropped transaction's rollback runs (a reader upgrading to a writer on
+            // another connection meanwhile gets "database is locked" at once).
+            tx.rollback().await?;
             return Ok(None);
         }
         let row = sqlx::query(&refresh_select())
