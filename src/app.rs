@@ -181,8 +181,6 @@ impl AppState {
 /// The router with its layers, outer to inner: request id, request line, routes.
 pub fn router(state: Arc<AppState>) -> Router {
     crate::http::routes(state)
-        // A handler runs to completion even if its client hangs up (see http::detach).
-        .layer(middleware::from_fn(crate::http::detach::run_to_completion))
         // A request (slow body included) gets at most this long.
         .layer(TimeoutLayer::with_status_code(
             axum::http::StatusCode::REQUEST_TIMEOUT,

@@ -5,7 +5,8 @@
 //! that had begun), where later statements run without ever committing and their row locks
 //! are held until the connection closes: every password grant then waited on the
 //! throttle's rows (seen in the bench when oha's deadline cut 32 requests). So each request
-//! runs as a task of its own, which the connection only awaits.
+//! runs as a task of its own, which the connection only awaits (the endpoints that write:
+//! see `http::routes`).
 
 use axum::extract::Request;
 use axum::middleware::Next;

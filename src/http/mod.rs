@@ -63,14 +63,17 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .allow_methods([Method::GET, Method::POST])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .max_age(Duration::from_secs(600));
+    // Endpoints that write run to completion even if their client hangs up (see detach);
+    // the read-only ones are not worth a task each.
+    let whole = || middleware::from_fn(detach::run_to_completion);
     let browser_api = Router::new()
-        .route(TOKEN, post(token::token))
+        .route(TOKEN, post(token::token).layer(whole()))
         .route(JWKS, get(jwks::jwks))
         .route(
             USERINFO,
             get(userinfo::userinfo_get).post(userinfo::userinfo_post),
         )
-        .route(REVOKE, post(revoke::revoke))
+        .route(REVOKE, post(revoke::revoke).layer(whole()))
         .route(OPENID_CONFIGURATION, get(discovery::openid_configuration))
         .route(OAUTH_METADATA, get(discovery::oauth_metadata))
         .layer(cors);
@@ -78,12 +81,25 @@ pub fn routes(state: Arc<AppState>) -> Router {
         .merge(browser_api)
         .route(
             AUTHORIZE,
-            get(authorize::authorize_get).post(authorize::authorize_post),
+            get(authorize::authorize_get)
+                .post(authorize::authorize_post)
+                .layer(whole()),
         )
-        .route(AUTHORIZE_RESUME, get(authorize::resume))
-        .route(LOGIN, get(login::login_get).post(login::login_post))
-        .route(CONSENT, get(login::consent_get).post(login::consent_post))
-        .route(LOGOUT, get(logout::logout).post(logout::logout))
+        .route(AUTHORIZE_RESUME, get(authorize::resume).layer(whole()))
+        .route(
+            LOGIN,
+            get(login::login_get).post(login::login_post).layer(whole()),
+        )
+        .route(
+            CONSENT,
+            get(login::consent_get)
+                .post(login::consent_post)
+                .layer(whole()),
+        )
+        .route(
+            LOGOUT,
+            get(logout::logout).post(logout::logout).layer(whole()),
+        )
         .route(STYLESHEET, get(pages::stylesheet))
         .route(INTROSPECT, post(introspect::introspect))
         .route(HEALTHZ, get(health::healthz))
