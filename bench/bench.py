@@ -557,11 +557,16 @@ def main():
         r.failures = d.get("failures", [])
         a.mode, a.db = d["mode"], d["db"]
         os.environ["BENCH_LOADAVG"] = d.get("loadavg", "?")
-        Path(a.out).write_text(report.render(r, d["infos"], a, d["wall"], d["code_flow"]))
+        stamp = (d["generated"], d["commit"]) if "commit" in d else None
+        Path(a.out).write_text(report.render(r, d["infos"], a, d["wall"], d["code_flow"], stamp))
         return log(f"wrote {a.out} from {saved}")
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: sys.exit(130))
     started = time.time()
+    # What was built and measured: the tree as the run starts.
+    stamp = (time.strftime("%Y-%m-%d %H:%M %Z"),
+             subprocess.run(["git", "-C", str(ROOT), "describe", "--always", "--dirty"],
+                            capture_output=True, text=True).stdout.strip())
     r = Runner(a.mode)
     infos = {}
     stores = ["sqlite", "postgres"] if a.db == "both" else [a.db]
@@ -597,9 +602,10 @@ def main():
     saved.write_text(json.dumps({"mode": a.mode, "db": a.db, "rows": r.rows, "infos": infos, "wall": wall,
                                  "failures": failures,
                                  "code_flow": code_flow_available(r), "code_flow_advertised": r.code_flow_advertised,
-                                 "loadavg": os.environ.get("BENCH_LOADAVG", "?")}))
+                                 "loadavg": os.environ.get("BENCH_LOADAVG", "?"),
+                                 "generated": stamp[0], "commit": stamp[1]}))
     import report  # noqa: E402  (bench/report.py)
-    Path(a.out).write_text(report.render(r, infos, a, wall, code_flow_available(r)))
+    Path(a.out).write_text(report.render(r, infos, a, wall, code_flow_available(r), stamp))
     log(f"wrote {a.out} ({wall:.0f}s of load and setup)")
     if failures:
         sys.exit(f"{len(failures)} part(s) failed: " + "; ".join(failures))
