@@ -52,7 +52,7 @@ pub type KeyCap<'a> = (&'a str, usize);
 
 /// What a [`VerifyTurn`] needs, owned so that a turn can move into a task of its own.
 struct Shared {
-    jobs: Mutex<mpsc::Sender<Job>>,
+    jobs: mpsc::Sender<Job>,
     dummy_hash: String,
     verified: AtomicU64,
 }
@@ -75,7 +75,7 @@ impl PasswordVerifier {
             admission: Arc::new(Semaphore::new(threads * ADMITTED_PER_THREAD)),
             in_flight: Arc::default(),
             shared: Arc::new(Shared {
-                jobs: Mutex::new(tx),
+                jobs: tx,
                 dummy_hash: hash_password(&Password::new(dummy))?,
                 verified: AtomicU64::new(0),
             }),
@@ -126,7 +126,7 @@ impl InFlight {
             {
                 let mut counts = self.counts.lock().map_err(|_| poisoned())?;
                 let room =
-                    |(k, cap): &KeyCap<'_>| counts.get(*k).copied().unwrap_or(0) < *cap.max(&1);
+                    |&(k, cap): &KeyCap<'_>| counts.get(k).copied().unwrap_or(0) < cap.max(1);
                 if keys.iter().all(room) {
                     for (k, _) in keys {
                         *counts.entry(k.to_owned()).or_default() += 1;
@@ -178,8 +178,6 @@ impl VerifyTurn {
             reply,
         };
         v.jobs
-            .lock()
-            .map_err(|_| HashError::new("the hashing queue is poisoned".into()))?
             .send(job)
             .map_err(|_| HashError::new("the hashing threads are gone".into()))?;
         let ok = answer
