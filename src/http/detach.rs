@@ -17,10 +17,8 @@ use crate::oauth::OAuthError;
 pub async fn run_to_completion(req: Request, next: Next) -> Response {
     match tokio::spawn(next.run(req)).await {
         Ok(res) => res,
-        // A panic in a handler: the request fails, the server goes on.
-        Err(e) => {
-            tracing::error!(cause = %e, "request handler failed");
-            OAuthError::server_error(e).into_response()
-        }
+        // A panic in a handler: the request fails (the request line logs the cause), the
+        // server goes on.
+        Err(e) => OAuthError::server_error(e).into_response(),
     }
 }
