@@ -576,6 +576,8 @@ def main():
     if not a.no_peer:
         plan += [(f"peer {alg}", run_peer, (r, alg, infos)) for alg in ("RS256", "ES256", "EdDSA")]
     only = set(a.only.split(",")) if a.only else None
+    if only and only - {"cc", "jwks", "introspect", "user"}:
+        sys.exit(f"--only: unknown group(s) {', '.join(sorted(only - {'cc', 'jwks', 'introspect', 'user'}))}")
     for i, store in enumerate(stores):
         for alg, groups in (("RS256", {"cc", "introspect"} | ({"jwks"} if i == 0 else set())),
                             ("ES256", {"cc", "introspect", "user"}), ("EdDSA", {"cc"})):
