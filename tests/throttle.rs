@@ -84,6 +84,28 @@ async fn user_lock_refuses_before_hashing_and_passes(b: Backend) {
     srv.login(&client, "alice", PASSWORD, "openid").await;
 }
 
+// SECURITY-TESTS: PW-03
+// Usernames are case-sensitive accounts, and each is counted on its own: failures against
+// "alice" lock "alice", not "Alice".
+async fn each_account_is_counted_under_its_exact_username(b: Backend) {
+    let srv = TestServer::start_with(b, |c| c.login.user_max_failures = 2).await;
+    srv.user("alice", PASSWORD).await;
+    srv.user("Alice", PASSWORD).await;
+    let client = srv.password_client().await;
+    for _ in 0..2 {
+        srv.password_grant(&client, "alice", "wrong", "openid")
+            .await
+            .assert_error(400, "invalid_grant", "failure");
+    }
+    srv.password_grant(&client, "alice", PASSWORD, "openid")
+        .await
+        .assert_error(429, "invalid_grant", "alice is locked");
+    let res = srv
+        .password_grant(&client, "Alice", PASSWORD, "openid")
+        .await;
+    assert_eq!(res.status, 200, "Alice is another account: {}", res.text);
+}
+
 // SECURITY-TESTS: PW-04
 async fn ip_lock_spans_usernames_and_ignores_untrusted_forwarded_for(b: Backend) {
     // Default limits: 50 failures per IP in the window.
@@ -361,6 +383,7 @@ async fn an_abandoned_attempt_is_settled_all_the_same(b: Backend) {
 
 both_backends! {
     an_abandoned_attempt_is_settled_all_the_same,
+    each_account_is_counted_under_its_exact_username,
     user_lock_refuses_before_hashing_and_passes,
     ip_lock_spans_usernames_and_ignores_untrusted_forwarded_for,
     failures_count_within_a_window_and_locks_are_temporary_by_default,

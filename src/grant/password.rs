@@ -21,15 +21,13 @@ fn bad_credentials() -> OAuthError {
     OAuthError::invalid_grant("the username or password is incorrect")
 }
 
-/// Throttle keys of one attempt.
+/// Throttle keys of one attempt. Usernames are matched exactly, so they are counted
+/// exactly: "Alice" and "alice" are two accounts, and one's failures do not lock the other.
 pub fn throttle_keys(username: &str, peer: Option<std::net::IpAddr>) -> (String, String) {
     let ip = peer
         .map(|p| p.to_string())
         .unwrap_or_else(|| "unknown".to_owned());
-    (
-        format!("user:{}", username.to_lowercase()),
-        format!("ip:{ip}"),
-    )
+    (format!("user:{username}"), format!("ip:{ip}"))
 }
 
 /// A refusal if either throttle key is locked at `now`, with the lock's end.
